@@ -1,4 +1,98 @@
-"""schwarm_stream: the streaming layer between LLM provider streams and agent loops."""
-from ._version import __version__
+"""schwarm_stream: the streaming layer between LLM provider streams and agent loops.
 
-__all__ = ["__version__"]
+::
+
+    import schwarm_stream
+    from schwarm_stream.sources import openai_chat
+
+    async with schwarm_stream.open(openai_chat(client, model="gpt-4o-mini", messages=msgs)) as stream:
+        async for event in stream:
+            ...
+    message = stream.message
+"""
+
+from ._errors import (
+    ConfigError,
+    InvalidToolArguments,
+    LimitExceeded,
+    MissingDependency,
+    PluginError,
+    PluginLoadError,
+    ProtocolError,
+    ProviderError,
+    SchwarmStreamError,
+    StreamCancelled,
+    StreamError,
+    StreamIncomplete,
+    StreamTimeout,
+    TransportError,
+)
+from ._events import (
+    Chunk,
+    ChunkKind,
+    Event,
+    Extra,
+    Finish,
+    Heartbeat,
+    Reset,
+    ResponseInfo,
+    ToolCallDelta,
+    Usage,
+)
+from ._message import ContentBlock, Message, TokenUsage, ToolCall
+from ._pipeline import Pipeline, default_pipeline, open
+from ._stash import Stash, StashKey
+from ._stream import Attempt, Stream, StreamStats
+from ._sync import SyncStream, open_sync
+from ._version import __version__
+from .config import Config
+from .decisions import Recovery
+from .hookspecs import hookimpl, hookspec
+from .sources import Source
+
+__all__ = [
+    "Attempt",
+    "Chunk",
+    "ChunkKind",
+    "Config",
+    "ConfigError",
+    "ContentBlock",
+    "Event",
+    "Extra",
+    "Finish",
+    "Heartbeat",
+    "InvalidToolArguments",
+    "LimitExceeded",
+    "Message",
+    "MissingDependency",
+    "Pipeline",
+    "PluginError",
+    "PluginLoadError",
+    "ProtocolError",
+    "ProviderError",
+    "Recovery",
+    "Reset",
+    "ResponseInfo",
+    "SchwarmStreamError",
+    "Source",
+    "Stash",
+    "StashKey",
+    "Stream",
+    "StreamCancelled",
+    "StreamError",
+    "StreamIncomplete",
+    "StreamStats",
+    "StreamTimeout",
+    "SyncStream",
+    "TokenUsage",
+    "ToolCall",
+    "ToolCallDelta",
+    "TransportError",
+    "Usage",
+    "__version__",
+    "default_pipeline",
+    "hookimpl",
+    "hookspec",
+    "open",
+    "open_sync",
+]

@@ -1,0 +1,32 @@
+"""Sources: factories that open a provider stream and emit normalized events.
+
+A source is not an iterator: retry and recovery need to open it again (and,
+for continuation, with the partial answer). Every source is a :class:`Source`
+with an ``open(stream, attempt)`` method returning an async iterator of events
+that ends normally only after the protocol's terminator, and raises a
+:class:`~schwarm_stream.StreamError` otherwise.
+
+The SDK-backed sources import their SDK lazily: ``import schwarm_stream``
+imports neither ``openai`` nor ``anthropic``.
+"""
+
+from __future__ import annotations
+
+from ._anthropic import AnthropicMessagesSource, anthropic_messages
+from ._base import Source, as_source
+from ._openai_chat import OpenAIChatSource, openai_chat
+from ._openai_responses import OpenAIResponsesSource, openai_responses
+from .iterators import IteratorSource, from_iterator
+
+__all__ = [
+    "AnthropicMessagesSource",
+    "IteratorSource",
+    "OpenAIChatSource",
+    "OpenAIResponsesSource",
+    "Source",
+    "anthropic_messages",
+    "as_source",
+    "from_iterator",
+    "openai_chat",
+    "openai_responses",
+]

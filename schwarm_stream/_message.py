@@ -1,0 +1,167 @@
+"""The final message a stream accumulates: text, reasoning, tool calls, usage.
+
+Built once per stream (pydantic is for the edges, not the per-chunk path), by the
+``accumulate`` built-in plugin. A partial message (what was delivered before a
+failure) has the same type with ``complete=False``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ContentBlock", "Message", "RecoveryKind", "TokenUsage", "ToolCall"]
+
+RecoveryKind = Literal["restarted", "continued", "fallback", "resumed"]
+
+
+class ToolCall(BaseModel):
+    """One tool (function) call requested by the model.
+
+    ``arguments`` is the JSON string exactly as the provider streamed it;
+    :attr:`parsed` is its strict parse, done once when the stream ended. When the
+    arguments are not valid JSON (for example cut off by ``max_tokens``),
+    ``parsed`` is ``None`` and ``error`` says where parsing failed; never ``{}``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str
+    parsed: Any = None
+    error: str | None = None
+    index: int = 0
+    type: str = "function"
+
+    @property
+    def valid(self) -> bool:
+        """Whether :attr:`arguments` parsed as JSON."""
+        return self.error is None
+
+
+class TokenUsage(BaseModel):
+    """Token counts reported by the provider; ``None`` where it reported none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    extras: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+class ContentBlock(BaseModel):
+    """One ordered part of the message, in provider order.
+
+    ``type`` is ``text``, ``reasoning``, ``refusal``, ``tool_call``,
+    ``redacted_reasoning`` or a provider block type we carry as ``data``.
+    Reasoning blocks keep their ``signature`` (Anthropic requires it when the
+    block is sent back in the next turn).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    index: int = 0
+    text: str = ""
+    signature: str | None = None
+    citations: list[Any] = Field(default_factory=list)
+    tool_call: ToolCall | None = None
+    data: Any = None
+
+
+class Message(BaseModel):
+    """The accumulated assistant message.
+
+    ``complete`` is true only when the provider's terminator arrived
+    (``[DONE]``/``finish_reason``, ``message_stop``, ``response.completed``).
+    ``recovery`` says how a recovery strategy shaped it (``None``: a single clean
+    attempt or a pre-commit retry, which is exact).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["assistant"] = "assistant"
+    text: str = ""
+    reasoning: str = ""
+    refusal: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: str | None = None
+    usage: TokenUsage | None = None
+    id: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    content: list[ContentBlock] = Field(default_factory=list)
+    complete: bool = False
+    recovery: RecoveryKind | None = None
+    choice: int = 0
+    dropped_events: int = 0
+    flags: list[str] = Field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The provider-neutral summary used by ``schwarm-stream replay --json``."""
+        return {
+            "complete": self.complete,
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "refusal": self.refusal,
+            "tool_calls": [{"id": t.id, "name": t.name, "arguments": t.arguments} for t in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "usage": None
+            if self.usage is None
+            else {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens},
+        }
+
+    def to_openai(self) -> dict[str, Any]:
+        """This message as an OpenAI Chat Completions assistant message (for the next turn)."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.refusal:
+            msg["refusal"] = self.refusal
+        if self.tool_calls:
+            msg["tool_calls"] = [
+                {"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
+                for t in self.tool_calls
+            ]
+        return msg
+
+    def to_anthropic(self) -> dict[str, Any]:
+        """This message as an Anthropic Messages assistant turn, blocks in order, signatures kept."""
+        blocks: list[dict[str, Any]] = []
+        for b in self.content:
+            if b.type == "text" and b.text:
+                blocks.append({"type": "text", "text": b.text})
+            elif b.type == "reasoning":
+                blocks.append({"type": "thinking", "thinking": b.text, "signature": b.signature or ""})
+            elif b.type == "redacted_reasoning":
+                blocks.append({"type": "redacted_thinking", "data": b.data})
+            elif b.type == "tool_call" and b.tool_call is not None:
+                t = b.tool_call
+                blocks.append(
+                    {"type": "tool_use", "id": t.id, "name": t.name, "input": t.parsed if t.valid else {}}
+                )
+        return {"role": "assistant", "content": blocks}
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_arguments(arguments: str) -> tuple[Any, str | None]:
+    """Strictly parse tool-call arguments once; return ``(value, None)`` or ``(None, error)``.
+
+    An empty string means "no arguments" for every provider we know and parses
+    as ``{}``; anything else must be complete JSON.
+    """
+    if not arguments.strip():
+        return {}, None
+    try:
+        return json.loads(arguments), None
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON at character {exc.pos} (line {exc.lineno}, column {exc.colno}): {exc.msg}"

@@ -1,0 +1,190 @@
+"""A pipeline: one plugin set and one validated config, opening many streams.
+
+Building the plugin manager (built-ins, entry points, validation of plugin
+config sections, ``stream_configure``) happens once, lazily, when the first
+stream opens; every stream after that reuses the same precomputed hook table.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+
+from ._dispatch import HookTable
+from ._errors import ConfigError, PluginError
+from ._manager import PluginInfo, make_plugin_manager
+from ._stream import Stream
+from .config import Config, format_validation_error
+from .sources import Source, as_source
+
+__all__ = ["Pipeline", "default_pipeline", "open"]
+
+ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def coerce_config(config: ConfigLike) -> Config:
+    """A :class:`Config` from a Config, a dict, a TOML path, or ``None`` (defaults + environment)."""
+    if config is None:
+        return Config.from_env()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (str, os.PathLike)):
+        return Config.from_toml(Path(config), env=True)
+    return Config.from_dict(config)
+
+
+class Pipeline:
+    """Plugins + config, shared by every stream it opens.
+
+    ``plugins`` are plugin objects (or ``(name, plugin)`` pairs) registered
+    after the built-ins and entry points, so they are called first.
+    """
+
+    def __init__(self, plugins: Iterable[Any] = (), *, config: ConfigLike = None) -> None:
+        self.config = coerce_config(config)
+        self._plugins = list(plugins)
+        self._pm: pluggy.PluginManager | None = None
+        self._table: HookTable | None = None
+        self._infos: list[PluginInfo] = []
+        self._lock = threading.Lock()
+
+    # -- plugin set --------------------------------------------------------
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The pluggy manager (built on first use)."""
+        self._ensure()
+        assert self._pm is not None
+        return self._pm
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every plugin considered: built-ins, entry points (loaded, blocked, failed) and yours."""
+        self._ensure()
+        return list(self._infos)
+
+    def register(self, plugin: Any, name: str | None = None) -> str:
+        """Add a plugin to this pipeline; streams opened afterwards see it."""
+        pm = self.plugin_manager
+        registered = pm.register(plugin, name=name)
+        if registered is None:
+            raise PluginError(f"plugin {name!r} is blocked", plugin_name=name or "?", hook_name="<register>")
+        self._rebuild()
+        return registered
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> None:
+        """Remove a plugin (by object or name)."""
+        self.plugin_manager.unregister(plugin=plugin, name=name)
+        self._rebuild()
+
+    def _ensure(self) -> None:
+        if self._table is not None:
+            return
+        with self._lock:
+            if self._table is not None:
+                return
+            pc = self.config.plugins
+            pm, infos = make_plugin_manager(
+                self._plugins,
+                disable=pc.disable,
+                enable=pc.enable,
+                autoload=pc.autoload,
+                load_errors=pc.load_errors,
+            )
+            self._pm, self._infos = pm, infos
+            self.config = self._validate_sections(pm, self.config)
+            pm.hook.stream_configure(config=self.config)
+            self._table = HookTable(pm)
+
+    def _rebuild(self) -> None:
+        assert self._pm is not None
+        self._table = HookTable(self._pm)
+
+    @staticmethod
+    def _validate_sections(pm: pluggy.PluginManager, config: Config) -> Config:
+        schemas: dict[str, tuple[str, type[BaseModel]]] = {}
+        for impl in pm.hook.stream_config_schema.get_hookimpls():
+            result = impl.function()
+            for section, model in (result or {}).items():
+                if section in schemas:
+                    other = schemas[section][0]
+                    raise ConfigError(
+                        f"config section {section!r} is claimed by plugins {other!r} and {impl.plugin_name!r}"
+                    )
+                schemas[section] = (impl.plugin_name, model)
+        validated: dict[str, BaseModel] = {}
+        raw = config.plugin_sections()
+        for section, (plugin, model) in schemas.items():
+            try:
+                validated[section] = model.model_validate(raw.get(section, {}))
+            except ValidationError as exc:
+                msg = format_validation_error(exc, prefix=section)
+                raise ConfigError(f"plugin {plugin!r}: {msg}", key=section) from None
+        unknown = sorted(set(raw) - set(schemas))
+        if unknown:
+            known = sorted([*Config.model_fields, *schemas])
+            raise ConfigError(
+                f"unknown config section(s) {', '.join(map(repr, unknown))}; known sections: {', '.join(known)}",
+                key=unknown[0],
+            )
+        return config.with_plugin_sections(validated)
+
+    # -- streams -------------------------------------------------------------
+
+    def open(
+        self,
+        source: Source | Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+        stream_id: str | None = None,
+    ) -> Stream:
+        """Open a logical stream on ``source`` (a source factory, or an iterator of strings)."""
+        self._ensure()
+        assert self._table is not None
+        return Stream(
+            as_source(source),
+            table=self._table,
+            config=self.config,
+            metadata=metadata,
+            agent_id=agent_id,
+            stream_id=stream_id,
+        )
+
+
+_default: Pipeline | None = None
+_default_lock = threading.Lock()
+
+
+def default_pipeline() -> Pipeline:
+    """The process-wide pipeline used by :func:`open` (built on first use, never at import)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Pipeline()
+    return _default
+
+
+def open(
+    source: Source | Any,
+    *,
+    plugins: Iterable[Any] | None = None,
+    config: ConfigLike = None,
+    metadata: Mapping[str, Any] | None = None,
+    agent_id: str | None = None,
+    stream_id: str | None = None,
+) -> Stream:
+    """Open a stream on ``source`` with the default pipeline, or a new one for ``plugins``/``config``.
+
+    ``async with schwarm_stream.open(source) as stream: async for event in stream: ...``.
+    Passing ``plugins`` or ``config`` builds a pipeline for this one stream;
+    build a :class:`Pipeline` once to reuse them cheaply.
+    """
+    pipeline = default_pipeline() if plugins is None and config is None else Pipeline(plugins or (), config=config)
+    return pipeline.open(source, metadata=metadata, agent_id=agent_id, stream_id=stream_id)

@@ -1,0 +1,639 @@
+"""The core event loop and the stream handle.
+
+One :class:`Stream` is one logical stream: it may open several provider
+streams (attempts) when plugins decide to retry or recover, but its consumers
+see one sequence of events and it ends exactly once: ``stream_complete`` with
+the exact message, or a typed error carrying the partial message (or, when a
+plugin chose ``partial``, a message with ``complete=False``).
+
+Per provider event the loop does, in order: ``stream_receive`` (accumulate,
+metrics), the transformer chain, then delivery: ``seq``, the commit point,
+``stream_event`` and the typed notification, and the ``yield`` to the consumer.
+All of it walks precomputed lists; nothing per event touches pluggy, pydantic,
+logging or a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._dispatch import HookTable, Impl
+from ._errors import (
+    InvalidToolArguments,
+    PluginError,
+    ProtocolError,
+    SchwarmStreamError,
+    StreamCancelled,
+    StreamError,
+)
+from ._events import Chunk, Event, Reset, ToolCallDelta
+from ._message import Message
+from ._stash import Stash
+from .decisions import Recovery
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .sources import Source
+
+__all__ = ["Attempt", "Stream", "StreamStats"]
+
+log = logging.getLogger("schwarm_stream")
+
+#: Finish reasons that mean "cut off by a limit": a tool call with broken JSON
+#: is then reported on the tool call, not as a protocol error.
+TRUNCATION_REASONS = frozenset({"length", "max_tokens", "max_output_tokens", "incomplete", "model_context_window_exceeded"})
+
+_RECOVERY_FLAG = {"restart": "restarted", "continue": "continued", "fallback": "fallback", "resume": "resumed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One provider stream opened inside a logical stream."""
+
+    number: int
+    strategy: str | None
+    source: Source
+    previous_error: StreamError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """A snapshot of a stream's progress (``stream.stats()``)."""
+
+    state: str
+    attempts: int
+    chunks: int
+    tool_call_deltas: int
+    events: int
+    output_tokens: int | None
+    tokens_per_second: float | None
+    elapsed: float
+    time_to_first_token: float | None
+    committed: bool
+    resets: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+class Stream:
+    """A logical stream: the handle you iterate and the context plugins receive.
+
+    Use it as an async context manager (it owns and always closes the provider
+    stream) and iterate it for normalized events::
+
+        async with schwarm_stream.open(source) as stream:
+            async for event in stream:
+                ...
+        message = stream.message
+
+    Attributes plugins read: ``id``, ``agent_id``, ``provider``, ``model``,
+    ``operation``, ``metadata``, ``stash`` (per-plugin state), ``attempt`` (the
+    current attempt number), ``committed`` (content reached a consumer),
+    ``config``, ``outcome`` (after the end), ``error``.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        table: HookTable,
+        config: Config,
+        metadata: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+        stream_id: str | None = None,
+    ) -> None:
+        self.id: str = stream_id or uuid.uuid4().hex
+        self.agent_id = agent_id
+        self.source = source
+        self.provider: str = source.provider
+        self.model: str | None = source.model
+        self.operation: str = getattr(source, "operation", "chat")
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.config = config
+        self.stash = Stash()
+        self.attempt = 0
+        self.committed = False
+        self.recovery: str | None = None
+        self.outcome: str | None = None
+        self.error: BaseException | None = None
+        self.plugin_errors: list[PluginError] = []
+        self.current_source: Source = source
+
+        # live counters (read by stats(), metrics and timeouts; cheap to bump)
+        self.started_at: float | None = None
+        self.first_content_at: float | None = None
+        self.ended_at: float | None = None
+        self.chunks = 0
+        self.tool_call_deltas = 0
+        self.events_received = 0
+        self.events_delivered = 0
+        self.resets = 0
+        self.reading = False  # awaiting the provider right now (timeouts look at this)
+
+        self._table = table
+        self._strict = config.plugins.policy == "strict"
+        self._message: Message | None = None
+        self._seq = 0
+        self._abort_error: StreamError | None = None
+        self._abort_pending = False
+        self._task: asyncio.Task[Any] | None = None
+        self._paused: asyncio.Event | None = None
+        self._gen: AsyncGenerator[Event, None] | None = None
+        self._started = False
+        self._plugin_names = {i.fn: i.plugin_name for impls in table.impls.values() for i in impls}
+        self._event_fns = table.fns("stream_event")
+        self._chunk_fns = table.fns("stream_chunk")
+        self._tool_fns = table.fns("stream_tool_call_delta")
+        self._reset_fns = table.fns("stream_reset")
+        self._deliver_sync_ok = all(
+            table.all_sync(h) for h in ("stream_event", "stream_chunk", "stream_tool_call_delta", "stream_reset")
+        )
+
+    # -- the consumer's side ------------------------------------------------
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def aclose(self) -> None:
+        """Close the provider stream (if open) and end the stream; idempotent."""
+        if self._gen is not None:
+            await self._gen.aclose()
+
+    async def collect(self) -> Message:
+        """Consume every event and return the final message (raises the stream's error)."""
+        async for _ in self:
+            pass
+        return self.message
+
+    @property
+    def message(self) -> Message:
+        """The final message after completion; mid-stream or after a failure, the partial message."""
+        if self._message is not None:
+            return self._message
+        return self._build_message(complete=False)
+
+    def tool_call(self, index: int) -> Any:
+        """The accumulated state of tool call ``index`` so far (see the accumulate plugin)."""
+        from .builtins.accumulate import tool_call_state
+
+        return tool_call_state(self, index)
+
+    def stats(self) -> StreamStats:
+        """State, attempts, chunks, tokens, tokens/s, elapsed and time to first token."""
+        now = self.ended_at or time.monotonic()
+        start = self.started_at or now
+        ttft = None if self.first_content_at is None else self.first_content_at - start
+        usage = self._message.usage if self._message is not None else None
+        out = usage.output_tokens if usage is not None else None
+        gen_time = now - self.first_content_at if self.first_content_at is not None else None
+        rate_base = out if out is not None else self.chunks
+        tps = rate_base / gen_time if gen_time and rate_base else None
+        state = self.outcome or ("paused" if self._paused is not None else ("running" if self._started else "new"))
+        return StreamStats(
+            state=state,
+            attempts=self.attempt,
+            chunks=self.chunks,
+            tool_call_deltas=self.tool_call_deltas,
+            events=self.events_delivered,
+            output_tokens=out,
+            tokens_per_second=tps,
+            elapsed=now - start,
+            time_to_first_token=ttft,
+            committed=self.committed,
+            resets=self.resets,
+        )
+
+    # -- control -------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop pulling from the provider after the current event (backpressure)."""
+        if self._paused is None:
+            self._paused = asyncio.Event()
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        if self._paused is not None:
+            ev, self._paused = self._paused, None
+            ev.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused is not None
+
+    def cancel(self, reason: str = "cancelled by caller") -> None:
+        """Close the provider connection now and end the stream with :class:`StreamCancelled`.
+
+        Never retried. Safe to call from another task or from a hook.
+        """
+        self.abort(StreamCancelled(reason, provider=self.provider))
+
+    def abort(self, error: StreamError) -> None:
+        """Fail the current attempt with ``error`` (timeouts and control plugins use this).
+
+        If the loop is waiting for the provider, that wait is interrupted at
+        once; otherwise the error is raised before the next read. ``error`` then
+        goes through ``stream_error`` like any failure.
+        """
+        if self.outcome is not None:
+            return
+        self._abort_error = error
+        self._abort_pending = True
+        if self._paused is not None:
+            self.resume()
+        if self.reading and self._task is not None and not self._task.done():
+            self._task.cancel(msg=_ABORT)
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def _run(self) -> AsyncGenerator[Event, None]:
+        self._started = True
+        self.started_at = time.monotonic()
+        outcome = "cancelled"
+        try:
+            await self._notify("stream_start", self)
+            source: Source = self.source
+            strategy: str | None = None
+            previous: StreamError | None = None
+            while True:
+                self.attempt += 1
+                self.current_source = source
+                attempt = Attempt(self.attempt, strategy, source, previous)
+                await self._notify("stream_attempt", self, attempt)
+                try:
+                    async for ev in self._attempt(attempt):
+                        yield ev
+                    for ev in await self._flush():
+                        yield ev
+                    message = self._build_message(complete=True)
+                    self._check_tool_arguments(message)
+                except StreamError as err:
+                    err = self._annotate(err)
+                    for ev in await self._flush():
+                        yield ev
+                    decision = await self._decide(err)
+                    action = decision.action
+                    if action == "raise":
+                        self.error = err
+                        self._message = err.partial
+                        outcome = "cancelled" if isinstance(err, StreamCancelled) else "error"
+                        raise err
+                    if action == "partial":
+                        self.error = err
+                        self._message = err.partial
+                        outcome = "partial"
+                        return
+                    # another attempt
+                    if action == "retry" and self.committed:
+                        action = "restart"  # content was delivered: a plain retry would duplicate it
+                    next_source = self._next_source(decision, err)
+                    if next_source is None:
+                        self.error = err
+                        self._message = err.partial
+                        outcome = "error"
+                        raise err
+                    if self.committed and action in ("restart", "fallback"):
+                        reset = Reset(attempt=self.attempt + 1, strategy=action, reason=str(err))
+                        self.resets += 1
+                        if self._deliver_sync_ok:
+                            self._deliver(reset)
+                        else:
+                            await self._deliver_async(reset)
+                        yield reset
+                    if action in _RECOVERY_FLAG and (self.committed or action == "fallback"):
+                        self.recovery = _RECOVERY_FLAG[action]
+                    if decision.delay > 0:
+                        await asyncio.sleep(decision.delay)
+                    strategy = action
+                    source = next_source
+                    previous = err
+                    continue
+                else:
+                    self._message = message
+                    outcome = "complete"
+                    await self._notify("stream_complete", self, message)
+                    return
+        except (PluginError, SchwarmStreamError) as exc:
+            if outcome == "cancelled":
+                outcome = "error"
+                self.error = exc
+            raise
+        finally:
+            self.outcome = outcome
+            self.ended_at = time.monotonic()
+            if outcome == "cancelled" and self._message is None:
+                self._message = self._build_message(complete=False)
+            await self._notify_end()
+
+    async def _attempt(self, attempt: Attempt) -> AsyncGenerator[Event, None]:
+        """Open one provider stream and deliver its events. Raises StreamError on failure."""
+        t = self._table
+        receive = t["stream_receive"]
+        receive_fns = [i.fn for i in receive]
+        receive_sync = t.all_sync("stream_receive")
+        transforms = t["stream_transform"]
+        deliver_sync = self._deliver_sync_ok
+        self._task = asyncio.current_task()
+        self._abort_error = None
+        self._abort_pending = False
+        events = attempt.source.open(self, attempt)
+        anext_ = events.__anext__
+        try:
+            while True:
+                if self._paused is not None:
+                    await self._paused.wait()
+                if self._abort_pending:
+                    self._raise_abort()
+                self.reading = True
+                try:
+                    ev = await anext_()
+                except StopAsyncIteration:
+                    break
+                except asyncio.CancelledError:
+                    if self._abort_pending:
+                        self._uncancel()
+                        self._raise_abort()
+                    raise
+                except StreamError:
+                    raise
+                except Exception as exc:  # a source bug: still a typed failure with the partial
+                    raise ProtocolError(
+                        f"source {type(attempt.source).__name__} failed: {type(exc).__name__}: {exc}",
+                        provider=self.provider,
+                    ) from exc
+                finally:
+                    self.reading = False
+                self.events_received += 1
+                if receive_sync:
+                    for f in receive_fns:
+                        try:
+                            f(self, ev)
+                        except Exception as exc:
+                            self._plugin_failed(f, "stream_receive", exc)
+                else:
+                    await self._call_each(receive, (self, ev))
+                outs = await self._transform(ev, 0) if transforms else (ev,)
+                for out in outs:
+                    if deliver_sync:
+                        self._deliver(out)
+                    else:
+                        await self._deliver_async(out)
+                    yield out
+        finally:
+            self.reading = False
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _classify(self, ev: Event) -> list[Callable[..., Any]]:
+        """Set ``seq``, handle the commit point and counters; return the typed hook's callables."""
+        self._seq += 1
+        ev.seq = self._seq
+        self.events_delivered += 1
+        if ev.is_content:
+            if not self.committed:
+                self.committed = True
+                self.first_content_at = time.monotonic()
+            tp = type(ev)
+            if tp is Chunk:
+                self.chunks += 1
+                return self._chunk_fns
+            if tp is ToolCallDelta:
+                self.tool_call_deltas += 1
+                return self._tool_fns
+            return _NO_FNS
+        if type(ev) is Reset:
+            return self._reset_fns
+        return _NO_FNS
+
+    def _deliver(self, ev: Event) -> None:
+        """Deliver one event when every delivery hook is sync (the hot path)."""
+        fns = self._classify(ev)
+        for f in self._event_fns:
+            try:
+                f(self, ev)
+            except Exception as exc:
+                self._plugin_failed(f, "stream_event", exc)
+        for f in fns:
+            try:
+                f(self, ev)
+            except Exception as exc:
+                self._plugin_failed(f, _HOOK_OF[type(ev)], exc)
+
+    async def _deliver_async(self, ev: Event) -> None:
+        self._classify(ev)
+        t = self._table
+        await self._call_each(t["stream_event"], (self, ev))
+        hook = _HOOK_OF.get(type(ev))
+        if hook is not None:
+            await self._call_each(t[hook], (self, ev))
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _raise_abort(self) -> None:
+        err = self._abort_error or StreamCancelled("aborted", provider=self.provider)
+        self._abort_pending = False
+        raise err
+
+    def _uncancel(self) -> None:
+        task = self._task
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+
+    def _annotate(self, err: StreamError) -> StreamError:
+        err.partial = self._build_message(complete=False)
+        err.committed = self.committed
+        err.attempts = self.attempt
+        err.stream_id = self.id
+        if err.provider is None:
+            err.provider = self.provider
+        return err
+
+    def _check_tool_arguments(self, message: Message) -> None:
+        if message.finish_reason in TRUNCATION_REASONS:
+            return
+        for tc in message.tool_calls:
+            if not tc.valid:
+                raise InvalidToolArguments(
+                    f"tool call {tc.id!r} ({tc.name}) finished with arguments that are not JSON: {tc.error}",
+                    provider=self.provider,
+                )
+
+    def _next_source(self, decision: Recovery, err: StreamError) -> Source | None:
+        action = decision.action
+        src = self.current_source
+        if isinstance(err, StreamCancelled):
+            return None
+        if action in ("retry", "restart"):
+            return src
+        if action == "fallback":
+            return decision.source
+        if action == "continue":
+            cont = getattr(src, "continuation", None)
+            nxt = cont(self.message) if cont is not None else None
+            if nxt is None:
+                log.warning("stream %s: source %s cannot continue; raising", self.id, type(src).__name__)
+            return nxt
+        if action == "resume":
+            res = getattr(src, "resumption", None)
+            nxt = res(self) if res is not None else None
+            if nxt is None:
+                log.warning("stream %s: source %s cannot resume; raising", self.id, type(src).__name__)
+            return nxt
+        return None
+
+    async def _decide(self, err: StreamError) -> Recovery:
+        if isinstance(err, StreamCancelled):
+            return Recovery("raise")
+        for impl in self._table["stream_error"]:
+            try:
+                res = impl.fn(self, err)
+                if impl.is_async:
+                    res = await res
+            except StreamError:
+                raise
+            except Exception as exc:
+                self._plugin_failed(impl.fn, "stream_error", exc)
+                continue
+            if res is None:
+                continue
+            try:
+                return res if isinstance(res, Recovery) else Recovery(res)
+            except (ValueError, TypeError) as exc:
+                self._plugin_failed(impl.fn, "stream_error", exc)
+        return Recovery("raise")
+
+    async def _transform(self, ev: Event, start: int) -> list[Event]:
+        events: list[Event] = [ev]
+        for impl in self._table["stream_transform"][start:]:
+            out: list[Event] = []
+            for e in events:
+                try:
+                    r = impl.fn(self, e)
+                    if impl.is_async:
+                        r = await r
+                except Exception as exc:
+                    if isinstance(exc, StreamError):
+                        raise
+                    self._plugin_failed(impl.fn, "stream_transform", exc)
+                    r = None
+                if r is None:
+                    out.append(e)
+                elif isinstance(r, (list, tuple)):
+                    out.extend(r)
+                else:
+                    out.append(r)  # type: ignore[arg-type]
+            events = out
+            if not events:
+                break
+        return events
+
+    async def _flush(self) -> list[Event]:
+        """Collect held-back events from transformers (each passed through the later ones)."""
+        flushers = self._table["stream_flush"]
+        if not flushers:
+            return []
+        transforms = self._table["stream_transform"]
+        position = {i.plugin_name: n for n, i in enumerate(transforms)}
+        delivered: list[Event] = []
+        for impl in flushers:
+            try:
+                r = impl.fn(self)
+                if impl.is_async:
+                    r = await r
+            except Exception as exc:
+                if isinstance(exc, StreamError):
+                    raise
+                self._plugin_failed(impl.fn, "stream_flush", exc)
+                continue
+            for e in r or ():
+                start = position.get(impl.plugin_name, -1) + 1
+                delivered.extend(await self._transform(e, start) if start < len(transforms) else [e])
+        for e in delivered:
+            if self._deliver_sync_ok:
+                self._deliver(e)
+            else:
+                await self._deliver_async(e)
+        return delivered
+
+    def _build_message(self, *, complete: bool) -> Message:
+        for impl in self._table["stream_message"]:
+            try:
+                self._complete_flag = complete
+                res = impl.fn(self)
+            except Exception as exc:
+                self._plugin_failed(impl.fn, "stream_message", exc)
+                continue
+            if res is not None:
+                return res  # type: ignore[no-any-return]
+        return Message(complete=complete, provider=self.provider, model=self.model)
+
+    @property
+    def building_complete(self) -> bool:
+        """While ``stream_message`` runs: whether the message being built is the final one."""
+        return getattr(self, "_complete_flag", False)
+
+    async def _notify(self, name: str, *args: Any) -> None:
+        impls = self._table[name]
+        if impls:
+            await self._call_each(impls, args)
+
+    async def _notify_end(self) -> None:
+        # stream_end must run even when the task is being cancelled; impls are
+        # called one by one and a failing one does not stop the others.
+        for impl in self._table["stream_end"]:
+            try:
+                r = impl.fn(self)
+                if impl.is_async:
+                    await r
+            except Exception as exc:
+                try:
+                    self._plugin_failed(impl.fn, "stream_end", exc)
+                except PluginError as perr:  # strict: report, the stream is over anyway
+                    log.error("%s", perr)
+
+    async def _call_each(self, impls: Sequence[Impl], args: tuple[Any, ...]) -> None:
+        for impl in impls:
+            try:
+                r = impl.fn(*args)
+                if impl.is_async:
+                    await r
+            except Exception as exc:
+                if isinstance(exc, StreamError):
+                    raise
+                self._plugin_failed(impl.fn, impl.hook_name, exc)
+
+    def _plugin_failed(self, fn: Callable[..., Any], hook: str, exc: BaseException) -> None:
+        if isinstance(exc, StreamError):
+            raise exc  # a plugin deliberately failing the stream (limits, validators)
+        name = self._plugin_names.get(fn, getattr(fn, "__module__", "?"))
+        err = PluginError(
+            f"plugin {name!r} failed in hook {hook!r}: {type(exc).__name__}: {exc}",
+            plugin_name=name,
+            hook_name=hook,
+        )
+        err.__cause__ = exc
+        if self._strict:
+            raise err
+        self.plugin_errors.append(err)
+        log.warning("stream %s: %s", self.id, err, exc_info=exc)
+
+
+_ABORT = "schwarm_stream.abort"
+_NO_FNS: list[Callable[..., Any]] = []
+_HOOK_OF: dict[type, str] = {Chunk: "stream_chunk", ToolCallDelta: "stream_tool_call_delta", Reset: "stream_reset"}

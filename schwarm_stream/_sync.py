@@ -1,0 +1,153 @@
+"""The sync wrapper: the same stream for sync agent loops.
+
+The async stream runs on a private event loop in a background thread; events
+cross over through a bounded queue, so a slow sync consumer applies
+backpressure instead of buffering the whole answer. ``break`` or an exception
+in the consumer (KeyboardInterrupt included) closes the provider stream, and
+``stream_end`` still fires exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ._events import Event
+from ._message import Message
+from ._stream import Stream, StreamStats
+
+__all__ = ["SyncStream", "open_sync"]
+
+_END = object()
+
+
+class SyncStream:
+    """A :class:`~schwarm_stream.Stream` for sync code: ``with open_sync(src) as s: for ev in s: ...``."""
+
+    def __init__(self, stream: Stream, *, max_pending: int = 64) -> None:
+        self.stream = stream
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        self._start()
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def collect(self) -> Message:
+        """Consume every event and return the final message (raises the stream's error)."""
+        for _ in self:
+            pass
+        return self.message
+
+    @property
+    def message(self) -> Message:
+        return self.stream.message
+
+    def stats(self) -> StreamStats:
+        return self.stream.stats()
+
+    def __getattr__(self, name: str) -> Any:  # id, provider, outcome, error, ...
+        return getattr(self.stream, name)
+
+    def cancel(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.stream.cancel)
+
+    def close(self) -> None:
+        """Stop the stream (closing the provider connection) and wait for ``stream_end``."""
+        self._stop.set()
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop closed in between: the stream is already over
+                pass
+        while self._thread is not None and self._thread.is_alive():
+            try:  # unblock a producer waiting on a full queue
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.01)
+        self._thread = None
+
+    # -- the background loop ---------------------------------------------
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                self._task = loop.create_task(self._pump())
+                ready.set()
+                loop.run_until_complete(self._task)
+            except asyncio.CancelledError:
+                pass
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"schwarm-stream-{self.stream.id[:8]}", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    async def _pump(self) -> None:
+        try:
+            async with self.stream as s:
+                async for ev in s:
+                    # A blocking put would stall the loop; hand off in a thread only when full.
+                    try:
+                        self._queue.put_nowait(ev)
+                    except queue.Full:
+                        if not await asyncio.to_thread(self._put, ev):
+                            return
+            self._put(_END)
+        except asyncio.CancelledError:
+            self._queue.put_nowait(_END) if not self._queue.full() else None
+            raise
+        except BaseException as exc:
+            self._put(exc)
+            self._put(_END)
+
+
+def open_sync(
+    source: Any,
+    *,
+    plugins: Any = None,
+    config: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    agent_id: str | None = None,
+) -> SyncStream:
+    """Like :func:`schwarm_stream.open`, for sync code."""
+    from ._pipeline import open as open_async
+
+    return SyncStream(open_async(source, plugins=plugins, config=config, metadata=metadata, agent_id=agent_id))

@@ -1,0 +1,236 @@
+"""OpenAI Chat Completions (and every OpenAI-compatible server) as a source.
+
+Normalization rules (see research/sdk-streaming.md §1.2):
+
+- tool calls are keyed by ``(choice, tool_call.index)``; servers that omit
+  ``index`` (Gemini's compatible endpoint) are keyed by ``id``, and an
+  id-less fragment continues the last call;
+- ``reasoning_content`` / ``reasoning`` deltas (DeepSeek, vLLM, xAI, OpenRouter)
+  become reasoning chunks;
+- the usage chunk (``choices: []``) becomes a :class:`~schwarm_stream.Usage`;
+- chunks whose ``object`` is not ``chat.completion.chunk`` (Azure's prompt
+  filter results) are ignored;
+- an ``{"error": ...}`` payload is an in-band :class:`~schwarm_stream.ProviderError`;
+- the stream is complete on ``data: [DONE]``, or when every choice that
+  appeared has a ``finish_reason`` (the usage chunk and ``[DONE]`` may then
+  be lost to a dropped connection without losing content).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ProtocolError, StreamIncomplete
+from .._events import Chunk, Event, Finish, ResponseInfo, ToolCallDelta, Usage
+from ._base import Source, require
+from ._classify import in_band_error
+from ._http import sse_events
+
+if TYPE_CHECKING:
+    from .._message import Message
+    from .._stream import Attempt, Stream
+
+__all__ = ["ChatNormalizer", "OpenAIChatSource", "openai_chat"]
+
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+class ChatNormalizer:
+    """Turns Chat Completions chunk payloads (dicts) into normalized events."""
+
+    __slots__ = ("_ids", "_info_sent", "_last_index", "done", "finished", "started")
+
+    def __init__(self) -> None:
+        self.done = False  # [DONE] seen
+        self.finished: dict[int, str] = {}  # choice -> finish_reason
+        self.started: set[int] = set()
+        self._info_sent = False
+        self._ids: dict[tuple[int, str], int] = {}  # (choice, tool call id) -> index, for index-less servers
+        self._last_index: dict[int, int] = {}
+
+    @property
+    def complete(self) -> bool:
+        return self.done or (bool(self.started) and self.started <= self.finished.keys())
+
+    def feed(self, d: Mapping[str, Any]) -> list[Event]:
+        if d.get("error"):
+            raise in_band_error(d, provider="openai")
+        out: list[Event] = []
+        obj = d.get("object")
+        if obj and obj != "chat.completion.chunk":
+            return out
+        if not self._info_sent and d.get("id"):
+            self._info_sent = True
+            out.append(
+                ResponseInfo(
+                    id=d.get("id"),
+                    model=d.get("model"),
+                    extras={k: d[k] for k in ("system_fingerprint", "service_tier", "created") if d.get(k) is not None},
+                    raw=d,
+                )
+            )
+        for ch in d.get("choices") or ():
+            ci = ch.get("index") or 0
+            self.started.add(ci)
+            delta = ch.get("delta") or {}
+            if delta:
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                if reasoning and isinstance(reasoning, str):
+                    out.append(Chunk(reasoning, "reasoning", 0, ci, 0, d))
+                content = delta.get("content")
+                if content:
+                    if isinstance(content, str):
+                        out.append(Chunk(content, "text", 0, ci, 0, d))
+                    else:  # Mistral: a list of typed parts (text, thinking)
+                        out.extend(_content_parts(content, ci, d))
+                refusal = delta.get("refusal")
+                if refusal:
+                    out.append(Chunk(refusal, "refusal", 0, ci, 0, d))
+                tool_calls = delta.get("tool_calls")
+                if tool_calls:
+                    for tc in tool_calls:
+                        out.append(self._tool_delta(ci, tc, d))
+            reason = ch.get("finish_reason")
+            if reason:
+                self.finished[ci] = reason
+                out.append(Finish(reason, ci, 0, d))
+        usage = d.get("usage")
+        if usage:
+            extras = {k: v for k, v in usage.items() if k not in _USAGE_KEYS and v is not None}
+            out.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), extras, 0, d))
+        return out
+
+    def _tool_delta(self, ci: int, tc: Mapping[str, Any], raw: Any) -> ToolCallDelta:
+        fn = tc.get("function") or {}
+        tid = tc.get("id")
+        index = tc.get("index")
+        if index is None:  # index-less server: key by id, id-less fragments continue the last call
+            if tid:
+                index = self._ids.get((ci, tid))
+                if index is None:
+                    index = len([k for k in self._ids if k[0] == ci])
+                    self._ids[(ci, tid)] = index
+            else:
+                index = self._last_index.get(ci, 0)
+        self._last_index[ci] = index
+        return ToolCallDelta(index, tid, fn.get("name"), fn.get("arguments") or "", ci, 0, raw)
+
+
+def _content_parts(parts: Any, ci: int, raw: Any) -> list[Event]:
+    out: list[Event] = []
+    for part in parts if isinstance(parts, list) else ():
+        if not isinstance(part, Mapping):
+            continue
+        ptype = part.get("type")
+        if ptype == "text" and part.get("text"):
+            out.append(Chunk(part["text"], "text", 0, ci, 0, raw))
+        elif ptype == "thinking":
+            inner = part.get("thinking")
+            texts = [inner] if isinstance(inner, str) else [p.get("text", "") for p in inner or () if isinstance(p, Mapping)]
+            joined = "".join(texts)
+            if joined:
+                out.append(Chunk(joined, "reasoning", 0, ci, 0, raw))
+    return out
+
+
+def decode_json(data: str, offset: int, provider: str) -> Any:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(
+            f"{provider}: invalid JSON in SSE data at byte {offset} (character {exc.pos} of the event): "
+            f"{exc.msg}: {data[:80]!r}",
+            offset=offset,
+            provider=provider,
+        ) from exc
+
+
+async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> AsyncIterator[Event]:
+    """Normalized events from Chat Completions SSE events; raises StreamIncomplete without a terminator."""
+    norm = ChatNormalizer()
+    async for ev in sse:
+        data = ev.data
+        if data == "[DONE]":
+            norm.done = True
+            break
+        for out in norm.feed(decode_json(data, ev.offset, provider)):
+            yield out
+    if not norm.complete:
+        raise StreamIncomplete(
+            f"{provider}: the stream ended without [DONE] or a finish_reason (truncated)", provider=provider
+        )
+
+
+class OpenAIChatSource(Source):
+    """``client.chat.completions.create(stream=True, ...)`` through the official SDK client.
+
+    ``client`` is an ``openai.AsyncOpenAI`` (or sync ``OpenAI``, read in a worker
+    thread); its own retries are switched off (``max_retries=0``): retry is ours.
+    """
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        include_usage: bool = True,
+        provider: str = "openai",
+        max_event_bytes: int | None = None,
+        **create_kwargs: Any,
+    ) -> None:
+        require("openai", "openai")
+        if "model" not in create_kwargs or "messages" not in create_kwargs:
+            raise TypeError("openai_chat() needs model=... and messages=...")
+        self.client = client.with_options(max_retries=0)
+        self.kwargs = dict(create_kwargs)
+        self.kwargs["stream"] = True
+        if include_usage and "stream_options" not in self.kwargs:
+            self.kwargs["stream_options"] = {"include_usage": True}
+        self.model = create_kwargs["model"]
+        self.provider = provider
+        self.max_event_bytes = max_event_bytes
+
+    def open(self, stream: Stream, attempt: Attempt) -> AsyncIterator[Event]:
+        limit = self.max_event_bytes or stream.config.limits.max_event_bytes
+        raw = self.client.chat.completions.with_streaming_response.create
+        sse = sse_events(lambda: raw(**self.kwargs), provider=self.provider, max_event_bytes=limit)
+        return chat_events(sse, provider=self.provider)
+
+    def with_messages(self, messages: Sequence[Mapping[str, Any]]) -> OpenAIChatSource:
+        """The same request with another conversation (for continuation and agent loops)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.kwargs = {**self.kwargs, "messages": list(messages)}
+        return clone
+
+    def continuation(self, partial: Message) -> OpenAIChatSource | None:
+        # Chat Completions has no assistant prefill: send the partial answer as an
+        # assistant turn and ask, as the user, to go on. Never with tool calls or
+        # reasoning in flight (they cannot be partially recovered).
+        if partial.tool_calls or not partial.text:
+            return None
+        messages = [
+            *self.kwargs["messages"],
+            {"role": "assistant", "content": partial.text},
+            {"role": "user", "content": CONTINUE_PROMPT},
+        ]
+        return self.with_messages(messages)
+
+
+CONTINUE_PROMPT = (
+    "Your previous answer was cut off. Continue exactly where it stopped, without repeating anything "
+    "and without any preamble."
+)
+
+
+def openai_chat(client: Any, **create_kwargs: Any) -> OpenAIChatSource:
+    """A source for ``client.chat.completions.create(**create_kwargs, stream=True)``.
+
+    ``create_kwargs`` are the SDK's own (``model``, ``messages``, ``tools``, ...).
+    ``include_usage=False`` leaves out ``stream_options.include_usage`` for
+    servers that reject it; ``provider="vllm"`` names an OpenAI-compatible server.
+    """
+    return OpenAIChatSource(client, **create_kwargs)

@@ -1,0 +1,204 @@
+"""OpenAI Responses API streaming as a source.
+
+Normalization (see research/sdk-streaming.md §1.3):
+
+- ``response.created`` / ``in_progress`` / ``queued`` → :class:`~schwarm_stream.ResponseInfo`;
+- ``response.output_text.delta`` / ``refusal.delta`` / ``reasoning_summary_text.delta`` /
+  ``reasoning_text.delta`` → chunks (``index`` = output index);
+- ``function_call`` items and ``function_call_arguments.delta`` → tool-call
+  deltas (``id`` = the item's ``call_id``, which tool results refer to);
+- other finished output items (web search, reasoning with encrypted content,
+  ...) and annotations → :class:`~schwarm_stream.Extra`;
+- ``response.completed`` → usage and finish reason ``completed``;
+  ``response.incomplete`` → finish reason from ``incomplete_details``;
+  ``response.failed`` and ``error`` (both shapes) → in-band :class:`~schwarm_stream.ProviderError`;
+- every event's ``sequence_number`` is remembered: a background response can be
+  resumed exactly with ``starting_after`` (:meth:`OpenAIResponsesSource.resumption`),
+  and events at or below the cursor are dropped (de-duplication after resume).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ProtocolError, StreamIncomplete
+from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
+from .._stash import StashKey
+from ._base import Source, require
+from ._classify import in_band_error
+from ._http import sse_events
+from ._openai_chat import decode_json
+
+if TYPE_CHECKING:
+    from .._stream import Attempt, Stream
+
+__all__ = ["OpenAIResponsesSource", "ResponsesNormalizer", "openai_responses"]
+
+_TEXT_KIND = {
+    "response.output_text.delta": "text",
+    "response.refusal.delta": "refusal",
+    "response.reasoning_summary_text.delta": "reasoning",
+    "response.reasoning_text.delta": "reasoning",
+}
+_USAGE_MAIN = ("input_tokens", "output_tokens", "total_tokens")
+_TERMINAL = frozenset({"response.completed", "response.incomplete"})
+
+
+class ResponsesNormalizer:
+    """Turns Responses stream events (dicts) into normalized events."""
+
+    __slots__ = ("finished", "info_sent", "last_sequence", "response_id", "summary_seen")
+
+    def __init__(self, *, starting_after: int | None = None, info_sent: bool = False) -> None:
+        self.finished = False
+        self.info_sent = info_sent
+        self.last_sequence: int | None = starting_after
+        self.response_id: str | None = None
+        self.summary_seen: set[tuple[int, int]] = set()
+
+    def feed(self, d: Mapping[str, Any]) -> list[Event]:
+        seqno = d.get("sequence_number")
+        if seqno is not None:
+            if self.last_sequence is not None and seqno <= self.last_sequence:
+                return []  # already delivered (replayed after a resume)
+            self.last_sequence = seqno
+        t = d.get("type", "")
+        kind = _TEXT_KIND.get(t)
+        if kind is not None:
+            delta = d.get("delta") or ""
+            return [Chunk(delta, kind, d.get("output_index", 0), 0, 0, d)] if delta else []  # type: ignore[arg-type]
+        if t == "response.function_call_arguments.delta":
+            return [ToolCallDelta(d.get("output_index", 0), None, None, d.get("delta") or "", 0, 0, d)]
+        if t == "response.output_item.added":
+            item = d.get("item") or {}
+            if item.get("type") == "function_call":
+                return [
+                    ToolCallDelta(
+                        d.get("output_index", 0),
+                        item.get("call_id") or item.get("id"),
+                        item.get("name"),
+                        item.get("arguments") or "",
+                        0,
+                        0,
+                        d,
+                    )
+                ]
+            return []
+        if t == "response.output_item.done":
+            item = d.get("item") or {}
+            if item.get("type") in ("message", "function_call"):
+                return []
+            return [Extra("block", d.get("output_index", 0), dict(item), 0, d)]
+        if t == "response.output_text.annotation.added":
+            return [Extra("annotation", d.get("output_index", 0), d.get("annotation"), 0, d)]
+        if t in ("response.reasoning_summary_part.added",):
+            # Separate consecutive summary parts like the API's own output_text join does not: keep as is.
+            return []
+        if t in ("response.created", "response.in_progress", "response.queued"):
+            resp = d.get("response") or {}
+            self.response_id = resp.get("id") or self.response_id
+            if self.info_sent:
+                return []
+            self.info_sent = True
+            return [ResponseInfo(resp.get("id"), resp.get("model"), {"status": resp.get("status")}, 0, d)]
+        if t in _TERMINAL:
+            resp = d.get("response") or {}
+            self.finished = True
+            out: list[Event] = []
+            usage = resp.get("usage")
+            if usage:
+                extras = {k: v for k, v in usage.items() if k not in _USAGE_MAIN and v is not None}
+                out.append(Usage(usage.get("input_tokens"), usage.get("output_tokens"), extras, 0, d))
+            if t == "response.completed":
+                reason = resp.get("status") or "completed"
+            else:
+                reason = (resp.get("incomplete_details") or {}).get("reason") or "incomplete"
+            out.append(Finish(reason, 0, 0, d))
+            return out
+        if t == "response.failed":
+            resp = d.get("response") or {}
+            raise in_band_error({"error": resp.get("error") or {"message": "response.failed"}}, provider="openai")
+        if t == "error":
+            raise in_band_error(d, provider="openai")
+        return []
+
+
+RESUME_KEY: StashKey[ResponsesNormalizer] = StashKey()
+
+
+async def responses_events(
+    sse: AsyncIterator[Any], norm: ResponsesNormalizer, *, provider: str = "openai"
+) -> AsyncIterator[Event]:
+    async for ev in sse:
+        if ev.data == "[DONE]":
+            break
+        payload = decode_json(ev.data, ev.offset, provider)
+        if not isinstance(payload, dict):
+            raise ProtocolError(f"{provider}: SSE data at byte {ev.offset} is not a JSON object", offset=ev.offset)
+        for out in norm.feed(payload):
+            yield out
+        if norm.finished:
+            return
+    raise StreamIncomplete(
+        f"{provider}: the stream ended without response.completed (truncated)", provider=provider
+    )
+
+
+class OpenAIResponsesSource(Source):
+    """``client.responses.create(stream=True, ...)`` through the official SDK client (``max_retries=0``)."""
+
+    provider = "openai"
+    operation = "chat"
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        max_event_bytes: int | None = None,
+        _resume: tuple[str, int] | None = None,
+        **create_kwargs: Any,
+    ) -> None:
+        require("openai", "openai")
+        self.client = client.with_options(max_retries=0)
+        self.kwargs = {**create_kwargs, "stream": True}
+        self.model = create_kwargs.get("model")
+        self.max_event_bytes = max_event_bytes
+        self._resume = _resume
+
+    def open(self, stream: Stream, attempt: Attempt) -> AsyncIterator[Event]:
+        limit = self.max_event_bytes or stream.config.limits.max_event_bytes
+        if self._resume is None:
+            norm = ResponsesNormalizer()
+            raw = self.client.responses.with_streaming_response.create
+            opener = lambda: raw(**self.kwargs)  # noqa: E731
+        else:
+            response_id, after = self._resume
+            prior = stream.stash.get(RESUME_KEY)
+            norm = ResponsesNormalizer(starting_after=after, info_sent=prior is not None and prior.info_sent)
+            retrieve = self.client.responses.with_streaming_response.retrieve
+            opener = lambda: retrieve(response_id, stream=True, starting_after=after)  # noqa: E731
+        stream.stash[RESUME_KEY] = norm
+        sse = sse_events(opener, provider=self.provider, max_event_bytes=limit)
+        return responses_events(sse, norm, provider=self.provider)
+
+    def resumption(self, stream: Stream) -> OpenAIResponsesSource | None:
+        """Resume after the last received ``sequence_number`` (background responses only)."""
+        norm = stream.stash.get(RESUME_KEY)
+        if norm is None or norm.response_id is None or norm.last_sequence is None:
+            return None
+        if not self.kwargs.get("background") and self._resume is None:
+            return None  # only background responses can be re-streamed
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._resume = (norm.response_id, norm.last_sequence)
+        return clone
+
+
+def openai_responses(client: Any, **create_kwargs: Any) -> OpenAIResponsesSource:
+    """A source for ``client.responses.create(**create_kwargs, stream=True)``.
+
+    With ``background=True, store=True`` a broken stream can be resumed exactly
+    (recovery strategy ``resume``).
+    """
+    return OpenAIResponsesSource(client, **create_kwargs)

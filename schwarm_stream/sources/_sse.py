@@ -1,0 +1,85 @@
+"""Server-Sent Events framing for sources that read raw response bytes.
+
+Line splitting and field parsing are httpx-sse's decoders (WHATWG rules: CR, LF
+and CRLF end lines, ``:`` comments ignored, one leading space stripped, an
+unterminated last event is not dispatched). We add what a stream middleware
+needs on top: strict UTF-8 (invalid bytes are a typed error with the byte
+offset, never a silent U+FFFD), a per-event byte cap, and the offset of every
+event for error messages.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+from .._errors import LimitExceeded, ProtocolError
+
+__all__ = ["SSE", "iter_sse"]
+
+
+class SSE(NamedTuple):
+    """One dispatched event: its ``event`` name (``"message"`` if none), joined ``data`` and byte offset."""
+
+    event: str
+    data: str
+    offset: int
+
+
+async def iter_sse(
+    chunks: AsyncIterator[bytes],
+    *,
+    provider: str | None = None,
+    max_event_bytes: int = 16 << 20,
+) -> AsyncIterator[SSE]:
+    """Decode an async iterator of body bytes into SSE events (empty-data events skipped)."""
+    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+    lines = SSELineDecoder()
+    decoder = SSEDecoder()
+    offset = 0  # bytes consumed so far
+    pending = 0  # bytes of the event being assembled
+    async for raw in chunks:
+        try:
+            text = utf8.decode(raw)
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                f"invalid UTF-8 in the response body at byte {offset + exc.start}: {raw[exc.start : exc.end]!r}",
+                offset=offset + exc.start,
+                provider=provider,
+            ) from exc
+        offset += len(raw)
+        pending += len(raw)
+        if pending > max_event_bytes and "\n" not in text and "\r" not in text:
+            raise LimitExceeded(
+                f"a single SSE event exceeds limits.max_event_bytes={max_event_bytes} (at byte {offset})",
+                limit="max_event_bytes",
+                provider=provider,
+            )
+        if not text:
+            continue
+        for line in lines.decode(text):
+            sse = decoder.decode(line)
+            if sse is None:
+                continue
+            pending = 0
+            data = sse.data
+            if data:
+                if len(data) > max_event_bytes:
+                    raise LimitExceeded(
+                        f"an SSE event of {len(data)} characters exceeds limits.max_event_bytes={max_event_bytes} "
+                        f"(event ending at byte {offset})",
+                        limit="max_event_bytes",
+                        provider=provider,
+                    )
+                yield SSE(sse.event, data, offset)
+    try:
+        utf8.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"the response body ends inside a UTF-8 character (byte {offset})", offset=offset, provider=provider
+        ) from exc
+    # An event without its terminating blank line is not dispatched (WHATWG);
+    # the source then sees no terminator and reports the stream incomplete.
