@@ -167,7 +167,9 @@ class ProviderError(StreamError):
         if should_retry is not None:
             self.retryable = should_retry
         else:
-            self.retryable = status_code is not None and (status_code in (408, 409, 429) or status_code >= 500)
+            self.retryable = status_code is not None and (
+                status_code in (408, 409, 429) or status_code >= 500
+            )
 
 
 class TransportError(StreamError):

@@ -14,7 +14,7 @@ model, a dict, or ``None``); it is never logged or exported by the core.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 __all__ = [
     "Chunk",
@@ -174,6 +174,5 @@ class Heartbeat(_Replace):
     is_content = False
 
 
-Event = Union[Chunk, ToolCallDelta, Usage, Finish, ResponseInfo, Extra, Reset, Heartbeat]
+Event = Chunk | ToolCallDelta | Usage | Finish | ResponseInfo | Extra | Reset | Heartbeat
 """Any normalized event."""
-

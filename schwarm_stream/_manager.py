@@ -205,7 +205,9 @@ def make_plugin_manager(
             log.warning("%s", err)
     missing = explicit - {ep.name for ep in iter_entry_points()}
     for name in sorted(missing):
-        log.warning("plugin %r named in [plugins] enable is not installed (no entry point of that name)", name)
+        log.warning(
+            "plugin %r named in [plugins] enable is not installed (no entry point of that name)", name
+        )
 
     # 3. the caller's plugins
     for name, obj in named:

@@ -186,5 +186,7 @@ def open(
     Passing ``plugins`` or ``config`` builds a pipeline for this one stream;
     build a :class:`Pipeline` once to reuse them cheaply.
     """
-    pipeline = default_pipeline() if plugins is None and config is None else Pipeline(plugins or (), config=config)
+    pipeline = (
+        default_pipeline() if plugins is None and config is None else Pipeline(plugins or (), config=config)
+    )
     return pipeline.open(source, metadata=metadata, agent_id=agent_id, stream_id=stream_id)

@@ -47,9 +47,16 @@ log = logging.getLogger("schwarm_stream")
 
 #: Finish reasons that mean "cut off by a limit": a tool call with broken JSON
 #: is then reported on the tool call, not as a protocol error.
-TRUNCATION_REASONS = frozenset({"length", "max_tokens", "max_output_tokens", "incomplete", "model_context_window_exceeded"})
+TRUNCATION_REASONS = frozenset(
+    {"length", "max_tokens", "max_output_tokens", "incomplete", "model_context_window_exceeded"}
+)
 
-_RECOVERY_FLAG = {"restart": "restarted", "continue": "continued", "fallback": "fallback", "resume": "resumed"}
+_RECOVERY_FLAG = {
+    "restart": "restarted",
+    "continue": "continued",
+    "fallback": "fallback",
+    "resume": "resumed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +160,8 @@ class Stream:
         self._tool_fns = table.fns("stream_tool_call_delta")
         self._reset_fns = table.fns("stream_reset")
         self._deliver_sync_ok = all(
-            table.all_sync(h) for h in ("stream_event", "stream_chunk", "stream_tool_call_delta", "stream_reset")
+            table.all_sync(h)
+            for h in ("stream_event", "stream_chunk", "stream_tool_call_delta", "stream_reset")
         )
 
     # -- the consumer's side ------------------------------------------------
@@ -203,7 +211,9 @@ class Stream:
         gen_time = now - self.first_content_at if self.first_content_at is not None else None
         rate_base = out if out is not None else self.chunks
         tps = rate_base / gen_time if gen_time and rate_base else None
-        state = self.outcome or ("paused" if self._paused is not None else ("running" if self._started else "new"))
+        state = self.outcome or (
+            "paused" if self._paused is not None else ("running" if self._started else "new")
+        )
         return StreamStats(
             state=state,
             attempts=self.attempt,
@@ -636,4 +646,8 @@ class Stream:
 
 _ABORT = "schwarm_stream.abort"
 _NO_FNS: list[Callable[..., Any]] = []
-_HOOK_OF: dict[type, str] = {Chunk: "stream_chunk", ToolCallDelta: "stream_tool_call_delta", Reset: "stream_reset"}
+_HOOK_OF: dict[type, str] = {
+    Chunk: "stream_chunk",
+    ToolCallDelta: "stream_tool_call_delta",
+    Reset: "stream_reset",
+}

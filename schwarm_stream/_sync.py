@@ -150,4 +150,6 @@ def open_sync(
     """Like :func:`schwarm_stream.open`, for sync code."""
     from ._pipeline import open as open_async
 
-    return SyncStream(open_async(source, plugins=plugins, config=config, metadata=metadata, agent_id=agent_id))
+    return SyncStream(
+        open_async(source, plugins=plugins, config=config, metadata=metadata, agent_id=agent_id)
+    )

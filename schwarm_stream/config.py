@@ -55,16 +55,26 @@ class _Section(BaseModel):
 class RetryConfig(_Section):
     """Retrying the *opening* of a stream, before any content was delivered."""
 
-    attempts: int = Field(4, ge=1, le=50, description="total attempts to open a stream before content arrives")
+    attempts: int = Field(
+        4, ge=1, le=50, description="total attempts to open a stream before content arrives"
+    )
     initial_wait: float = Field(0.5, ge=0, description="seconds before the first retry")
     max_wait: float = Field(8.0, ge=0, description="cap on the exponential backoff, seconds")
     jitter: float = Field(0.25, ge=0, le=1, description="fraction of the wait removed at random")
-    max_retry_after: float = Field(60.0, ge=0, description="cap on an honoured Retry-After; longer means give up")
-    deadline: float | None = Field(120.0, gt=0, description="total seconds for all attempts; None: no deadline")
-    budget_ratio: float = Field(
-        0.2, ge=0, description="per-provider retry budget: retries allowed per successful stream (token bucket)"
+    max_retry_after: float = Field(
+        60.0, ge=0, description="cap on an honoured Retry-After; longer means give up"
     )
-    budget_min: int = Field(10, ge=0, description="retries always allowed per provider before the budget applies")
+    deadline: float | None = Field(
+        120.0, gt=0, description="total seconds for all attempts; None: no deadline"
+    )
+    budget_ratio: float = Field(
+        0.2,
+        ge=0,
+        description="per-provider retry budget: retries allowed per successful stream (token bucket)",
+    )
+    budget_min: int = Field(
+        10, ge=0, description="retries always allowed per provider before the budget applies"
+    )
 
 
 class RecoveryConfig(_Section):
@@ -80,7 +90,9 @@ class RecoveryConfig(_Section):
 class TimeoutsConfig(_Section):
     """Timeouts we enforce ourselves (the SDKs' read timeout is 600 s and pings reset it)."""
 
-    first_chunk: float | None = Field(30.0, gt=0, description="seconds from opening to the first content event")
+    first_chunk: float | None = Field(
+        30.0, gt=0, description="seconds from opening to the first content event"
+    )
     idle: float | None = Field(15.0, gt=0, description="seconds allowed between provider events")
     total: float | None = Field(600.0, gt=0, description="seconds for the whole logical stream")
 
@@ -96,9 +108,15 @@ class LimitsConfig(_Section):
 class PluginsConfig(_Section):
     """Which plugins take part, and what happens when one fails."""
 
-    enable: list[str] = Field(default_factory=list, description="entry-point plugins loaded even without autoload")
-    disable: list[str] = Field(default_factory=list, description="plugin names to block (built-in or entry point)")
-    autoload: bool = Field(True, description="load entry-point plugins; SCHWARM_STREAM_DISABLE_PLUGIN_AUTOLOAD=1 wins")
+    enable: list[str] = Field(
+        default_factory=list, description="entry-point plugins loaded even without autoload"
+    )
+    disable: list[str] = Field(
+        default_factory=list, description="plugin names to block (built-in or entry point)"
+    )
+    autoload: bool = Field(
+        True, description="load entry-point plugins; SCHWARM_STREAM_DISABLE_PLUGIN_AUTOLOAD=1 wins"
+    )
     policy: Literal["isolate", "strict"] = Field(
         "isolate", description="isolate: a failing hook is reported and skipped; strict: it fails the stream"
     )

@@ -250,4 +250,3 @@ def _hook_names() -> tuple[str, ...]:
 
 HOOK_NAMES: tuple[str, ...] = _hook_names()
 """Names of every hook declared here, in declaration order."""
-

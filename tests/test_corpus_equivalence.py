@@ -29,13 +29,19 @@ ROOT = corpus_root()
 STREAMS: list[CorpusStream] = load_corpus(ROOT) if ROOT is not None else []
 pytestmark = pytest.mark.skipif(ROOT is None, reason="stream corpus not found (../shared/corpus)")
 
-ROUTE = {"openai-chat": "openai-chat", "openai-responses": "openai-responses", "anthropic-messages": "anthropic-messages"}
+ROUTE = {
+    "openai-chat": "openai-chat",
+    "openai-responses": "openai-responses",
+    "anthropic-messages": "anthropic-messages",
+}
 
 
 def _source(protocol: str, server: ProviderServer) -> Any:
     if protocol == "anthropic-messages":
         client = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
-        return anthropic_messages(client, model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        return anthropic_messages(
+            client, model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
     client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
     if protocol == "openai-responses":
         return openai_responses(client, model="m", input="hi")
@@ -64,9 +70,13 @@ def ours(message: schwarm_stream.Message, protocol: str) -> dict[str, Any]:
 def oracle_view(expected: dict[str, Any], protocol: str) -> dict[str, Any]:
     d = {k: expected[k] for k in ("text", "reasoning", "refusal", "finish_reason", "usage")}
     if protocol == "anthropic-messages":
-        d["tool_calls"] = [{"id": t["id"], "name": t["name"], "input": t["input"]} for t in expected["tool_calls"]]
+        d["tool_calls"] = [
+            {"id": t["id"], "name": t["name"], "input": t["input"]} for t in expected["tool_calls"]
+        ]
     else:
-        d["tool_calls"] = [{"id": t["id"], "name": t["name"], "arguments": t["arguments"]} for t in expected["tool_calls"]]
+        d["tool_calls"] = [
+            {"id": t["id"], "name": t["name"], "arguments": t["arguments"]} for t in expected["tool_calls"]
+        ]
     return d
 
 
@@ -147,7 +157,11 @@ async def test_matches_the_sdk_accumulator(stream: CorpusStream) -> None:
         # A role chunk with `"refusal": ""` makes the SDK's refusal an empty string;
         # no refusal text arrived, and ours says so with None.
         want["refusal"] = None
-    if stream.protocol == "anthropic-messages" and message.finish_reason == "max_tokens" and message.tool_calls:
+    if (
+        stream.protocol == "anthropic-messages"
+        and message.finish_reason == "max_tokens"
+        and message.tool_calls
+    ):
         # Cut off inside the tool input: the SDK hands out a partial dict as if it were
         # the input; ours keeps the raw JSON and marks the call invalid.
         cut = [t for t in message.tool_calls if not t.valid]
@@ -170,7 +184,9 @@ async def test_matches_the_sdk_accumulator(stream: CorpusStream) -> None:
 
 
 def _divergence_key(stream: CorpusStream, expected: dict[str, Any]) -> str:
-    return "mistral-list-content" if "mistral" in stream.file.lower() and b'"content":[' in stream.body else ""
+    return (
+        "mistral-list-content" if "mistral" in stream.file.lower() and b'"content":[' in stream.body else ""
+    )
 
 
 #: Keys we deliberately compute differently from the SDK, and why.

@@ -65,7 +65,9 @@ class ToolCallState:
 
             text = self.arguments
             try:
-                self._parsed_value = jiter.from_json(text.encode(), partial_mode="trailing-strings") if text else {}
+                self._parsed_value = (
+                    jiter.from_json(text.encode(), partial_mode="trailing-strings") if text else {}
+                )
             except ValueError:
                 self._parsed_value = None
             self._parsed_at = len(self.fragments)
@@ -81,7 +83,9 @@ class _Choice:
         self.parts: dict[tuple[int, str], list[str]] = {}
         self.tools: dict[int, ToolCallState] = {}
         self.remap: dict[int, int] = {}
-        self.order: list[tuple[str, int, str]] = []  # ("part", index, kind) | ("tool", index, "") | ("extra", n, "")
+        self.order: list[
+            tuple[str, int, str]
+        ] = []  # ("part", index, kind) | ("tool", index, "") | ("extra", n, "")
         self.extras: list[Extra] = []
         self.finish: str | None = None
 
@@ -239,7 +243,9 @@ def _build(state: _State, ch: _Choice, stream: Stream, *, complete: bool, choice
             joined = "".join(ch.parts[(index, kind)])
             if kind == "text":
                 text.append(joined)
-                blocks.append(ContentBlock(type="text", index=index, text=joined, citations=citations.get(index, [])))
+                blocks.append(
+                    ContentBlock(type="text", index=index, text=joined, citations=citations.get(index, []))
+                )
             elif kind == "reasoning":
                 reasoning.append(joined)
                 blocks.append(
@@ -314,4 +320,6 @@ def choices(stream: Stream) -> list[Message]:
     if state is None:
         return []
     complete = stream.outcome == "complete"
-    return [_build(state, state.choices[i], stream, complete=complete, choice=i) for i in sorted(state.choices)]
+    return [
+        _build(state, state.choices[i], stream, complete=complete, choice=i) for i in sorted(state.choices)
+    ]

@@ -145,14 +145,18 @@ async def anthropic_events(sse: AsyncIterator[Any], *, provider: str = "anthropi
     async for ev in sse:
         payload = decode_json(ev.data, ev.offset, provider)
         if not isinstance(payload, dict):
-            raise ProtocolError(f"{provider}: SSE data at byte {ev.offset} is not a JSON object", offset=ev.offset)
+            raise ProtocolError(
+                f"{provider}: SSE data at byte {ev.offset} is not a JSON object", offset=ev.offset
+            )
         if "type" not in payload and ev.event not in ("", "message"):
             payload = {**payload, "type": ev.event}
         for out in norm.feed(payload):
             yield out
         if norm.stopped:
             return
-    raise StreamIncomplete(f"{provider}: the stream ended without message_stop (truncated)", provider=provider)
+    raise StreamIncomplete(
+        f"{provider}: the stream ended without message_stop (truncated)", provider=provider
+    )
 
 
 class AnthropicMessagesSource(Source):

@@ -77,7 +77,9 @@ def _should_retry(headers: Mapping[str, str] | None) -> bool | None:
     return None
 
 
-def in_band_error(body: Any, *, provider: str | None, default_message: str = "provider error in stream") -> ProviderError:
+def in_band_error(
+    body: Any, *, provider: str | None, default_message: str = "provider error in stream"
+) -> ProviderError:
     """A :class:`ProviderError` for an error event inside a 200 stream (Anthropic ``event: error``,
     OpenAI ``{"error": ...}`` chunks, Responses ``error`` / ``response.failed``)."""
     err = body.get("error", body) if isinstance(body, Mapping) else {}
@@ -132,7 +134,9 @@ def classify(exc: BaseException, *, provider: str | None) -> StreamError:
                 body=body,
             )
         if name == "APITimeoutError":
-            return StreamTimeout(f"{provider}: request timed out (SDK read timeout)", kind="read", provider=provider)
+            return StreamTimeout(
+                f"{provider}: request timed out (SDK read timeout)", kind="read", provider=provider
+            )
         if name == "APIConnectionError":
             cause = exc.__cause__
             detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
@@ -152,7 +156,9 @@ def classify(exc: BaseException, *, provider: str | None) -> StreamError:
             provider=provider,
         )
     if isinstance(exc, UnicodeDecodeError):
-        return ProtocolError(f"{provider}: invalid UTF-8 at byte {exc.start}", offset=exc.start, provider=provider)
+        return ProtocolError(
+            f"{provider}: invalid UTF-8 at byte {exc.start}", offset=exc.start, provider=provider
+        )
     if isinstance(exc, TimeoutError):
         return StreamTimeout(f"{provider}: timed out", kind="read", provider=provider)
     if isinstance(exc, (ConnectionError, OSError)):

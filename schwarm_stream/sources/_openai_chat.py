@@ -67,7 +67,11 @@ class ChatNormalizer:
                 ResponseInfo(
                     id=d.get("id"),
                     model=d.get("model"),
-                    extras={k: d[k] for k in ("system_fingerprint", "service_tier", "created") if d.get(k) is not None},
+                    extras={
+                        k: d[k]
+                        for k in ("system_fingerprint", "service_tier", "created")
+                        if d.get(k) is not None
+                    },
                     raw=d,
                 )
             )
@@ -128,7 +132,11 @@ def _content_parts(parts: Any, ci: int, raw: Any) -> list[Event]:
             out.append(Chunk(part["text"], "text", 0, ci, 0, raw))
         elif ptype == "thinking":
             inner = part.get("thinking")
-            texts = [inner] if isinstance(inner, str) else [p.get("text", "") for p in inner or () if isinstance(p, Mapping)]
+            texts = (
+                [inner]
+                if isinstance(inner, str)
+                else [p.get("text", "") for p in inner or () if isinstance(p, Mapping)]
+            )
             joined = "".join(texts)
             if joined:
                 out.append(Chunk(joined, "reasoning", 0, ci, 0, raw))

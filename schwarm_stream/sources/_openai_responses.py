@@ -118,7 +118,9 @@ class ResponsesNormalizer:
             return out
         if t == "response.failed":
             resp = d.get("response") or {}
-            raise in_band_error({"error": resp.get("error") or {"message": "response.failed"}}, provider="openai")
+            raise in_band_error(
+                {"error": resp.get("error") or {"message": "response.failed"}}, provider="openai"
+            )
         if t == "error":
             raise in_band_error(d, provider="openai")
         return []
@@ -135,7 +137,9 @@ async def responses_events(
             break
         payload = decode_json(ev.data, ev.offset, provider)
         if not isinstance(payload, dict):
-            raise ProtocolError(f"{provider}: SSE data at byte {ev.offset} is not a JSON object", offset=ev.offset)
+            raise ProtocolError(
+                f"{provider}: SSE data at byte {ev.offset} is not a JSON object", offset=ev.offset
+            )
         for out in norm.feed(payload):
             yield out
         if norm.finished:

@@ -79,7 +79,9 @@ async def iter_sse(
         utf8.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise ProtocolError(
-            f"the response body ends inside a UTF-8 character (byte {offset})", offset=offset, provider=provider
+            f"the response body ends inside a UTF-8 character (byte {offset})",
+            offset=offset,
+            provider=provider,
         ) from exc
     # An event without its terminating blank line is not dispatched (WHATWG);
     # the source then sees no terminator and reports the stream incomplete.

@@ -94,7 +94,10 @@ def _text(value: Any) -> str:
 
 
 def from_iterator(
-    iterable: StringStream | Callable[[], StringStream], *, model: str | None = None, provider: str = "iterator"
+    iterable: StringStream | Callable[[], StringStream],
+    *,
+    model: str | None = None,
+    provider: str = "iterator",
 ) -> IteratorSource:
     """A source over an iterator of strings, or over a factory returning one (re-openable)."""
     return IteratorSource(iterable, model=model, provider=provider)
