@@ -273,9 +273,11 @@ class Raced:
         win_on: Literal["content", "complete"],
         tracker: LatencyTracker | None,
         on_start: Callable[[str], None] | None = None,
+        on_skip: Callable[[str], None] | None = None,
     ) -> None:
         self._contenders = contenders
         self._on_start = on_start
+        self._on_skip = on_skip
         self._nudge = asyncio.Event()  # wakes delayed contenders early (a decision, or a failure)
         self._pipeline = pipeline
         self._win_on = win_on
@@ -312,7 +314,13 @@ class Raced:
                     await asyncio.wait_for(self._nudge.wait(), c.start_after)
                 except asyncio.TimeoutError:
                     pass
+                except asyncio.CancelledError:
+                    if self._on_skip is not None:
+                        self._on_skip(c.name)
+                    raise
             if self._decided.is_set():
+                if self._on_skip is not None:
+                    self._on_skip(c.name)
                 return  # decided before this contender was due: never started
             c.started_at = time.monotonic()
             self.started.append(c.name)
@@ -395,14 +403,27 @@ class HedgePolicy:
     max_extra_share: float = 0.1
     tracker: LatencyTracker = field(default_factory=LatencyTracker)
     requests: int = 0
-    hedged: int = 0
+    hedged: int = 0  # backups that started
+    pending: int = 0  # backups scheduled, not yet started or skipped
 
     def due_after(self) -> float | None:
-        """Seconds after which the backup may start, or ``None`` when the extra-request budget is spent."""
+        """Seconds after which the backup may start, or ``None`` when the extra-request budget is spent.
+
+        A scheduled backup reserves budget until it starts or is skipped, so
+        concurrent requests can never push the share of backups over the cap.
+        """
         self.requests += 1
-        if self.requests > 1 and (self.hedged + 1) / self.requests > self.max_extra_share:
+        if (self.hedged + self.pending + 1) / self.requests > self.max_extra_share:
             return None
+        self.pending += 1
         return self.delay if self.delay is not None else self.tracker.percentile(self.percentile)
+
+    def started(self) -> None:
+        self.pending -= 1
+        self.hedged += 1
+
+    def skipped(self) -> None:
+        self.pending -= 1
 
 
 def hedge(
@@ -420,7 +441,8 @@ def hedge(
     :class:`HedgePolicy` to many calls so the percentile and the extra-request
     budget are shared. ``raced.started`` tells whether the backup ran.
     """
-    policy = policy or HedgePolicy(delay=delay)
+    # A one-off hedge has no budget to share; pass one HedgePolicy to many calls to cap the extra share.
+    policy = policy or HedgePolicy(delay=delay, max_extra_share=1.0)
     due = policy.due_after()
     p, b = as_source(primary), as_source(backup)
     contenders = [_Contender(names[0], p, 0.0)]
@@ -429,7 +451,11 @@ def hedge(
 
     def on_start(name: str) -> None:
         if name == names[1]:  # count a hedge when the backup really starts, not when scheduled
-            policy.hedged += 1
+            policy.started()
+
+    def on_skip(name: str) -> None:
+        if name == names[1]:
+            policy.skipped()
 
     return Raced(
         contenders,
@@ -437,6 +463,7 @@ def hedge(
         win_on="content",
         tracker=policy.tracker,
         on_start=on_start,
+        on_skip=on_skip,
     )
 
 

@@ -21,6 +21,11 @@ def chat(server: ProviderServer, model: str) -> Any:
     return openai_chat(client, model=model, messages=[{"role": "user", "content": "hi"}])
 
 
+def by_model(**replies: Any) -> Any:
+    """A responder answering each request by its model name (requests of concurrent streams race)."""
+    return lambda request: replies[request.json["model"]]
+
+
 def words(*items: str, first: float = 0.0) -> Any:
     async def gen() -> Any:
         if first:
@@ -32,12 +37,11 @@ def words(*items: str, first: float = 0.0) -> Any:
 
 
 async def test_merge_keeps_every_event_exactly_once_and_each_message() -> None:
-    async with ProviderServer() as server:
-        server.script(
-            "openai-chat",
-            SSEReply(openai_chat_events(["a1", "a2", "a3", "a4"], model="a")),
-            SSEReply(openai_chat_events(["b1", "b2"], model="b")),
-        )
+    replies = by_model(
+        a=SSEReply(openai_chat_events(["a1", "a2", "a3", "a4"], model="a")),
+        b=SSEReply(openai_chat_events(["b1", "b2"], model="b")),
+    )
+    async with ProviderServer(replies) as server:
         async with merge(chat(server, "a"), chat(server, "b"), names=["a", "b"]) as m:
             tagged = [t async for t in m]
     per_source = {
@@ -53,12 +57,11 @@ async def test_merge_keeps_every_event_exactly_once_and_each_message() -> None:
 
 
 async def test_merge_one_failure_does_not_end_the_others() -> None:
-    async with ProviderServer() as server:
-        server.script(
-            "openai-chat",
-            SSEReply(openai_chat_events(["ok"], model="good")),
-            SSEReply(openai_chat_events(["cut"], finish_reason=None, usage=None, done=False), end="truncate"),
-        )
+    replies = by_model(
+        good=SSEReply(openai_chat_events(["ok"], model="good")),
+        bad=SSEReply(openai_chat_events(["cut"], finish_reason=None, usage=None, done=False), end="truncate"),
+    )
+    async with ProviderServer(replies) as server:
         async with merge(chat(server, "good"), chat(server, "bad"), names=["good", "bad"]) as m:
             tagged = [t async for t in m]
     assert m.messages["good"].text == "ok" and m.messages["good"].complete
@@ -69,12 +72,11 @@ async def test_merge_one_failure_does_not_end_the_others() -> None:
 
 async def test_merge_fail_fast_raises_and_cancels_the_rest() -> None:
     gate = asyncio.Event()
-    async with ProviderServer() as server:
-        server.script(
-            "openai-chat",
-            SSEReply([*openai_chat_events(["x"], finish_reason=None, usage=None, done=False)], end="truncate"),
-            SSEReply([openai_chat_events(["slow"])[0], Stall(gate)], end="stall"),
-        )
+    replies = by_model(
+        bad=SSEReply([*openai_chat_events(["x"], finish_reason=None, usage=None, done=False)], end="truncate"),
+        slow=SSEReply([openai_chat_events(["slow"])[0], Stall(gate)], end="stall"),
+    )
+    async with ProviderServer(replies) as server:
         with pytest.raises(schwarm_stream.TransportError):
             async with merge(chat(server, "bad"), chat(server, "slow"), names=["bad", "slow"], fail_fast=True) as m:
                 async for _ in m:
@@ -105,10 +107,11 @@ async def test_merge_serves_higher_priority_first_and_is_fair_among_equals() -> 
 
 async def test_race_keeps_the_first_to_deliver_content_and_closes_the_losers() -> None:
     gate = asyncio.Event()
-    async with ProviderServer() as server:
-        slow = SSEReply([Stall(gate), *openai_chat_events(["slow"])], end="stall")
-        fast = SSEReply(openai_chat_events(["fast", "!"]))
-        server.script("openai-chat", slow, fast)
+    replies = by_model(
+        slow=SSEReply([Stall(gate), *openai_chat_events(["slow"])], end="stall"),
+        fast=SSEReply(openai_chat_events(["fast", "!"])),
+    )
+    async with ProviderServer(replies) as server:
         async with race(chat(server, "slow"), chat(server, "fast"), names=["slow", "fast"]) as r:
             texts = [e.text async for e in r if isinstance(e, Chunk)]
             # The loser's stalled connection is closed at once; only the winner's
@@ -126,7 +129,7 @@ async def test_race_win_on_complete_and_no_winner() -> None:
     assert r.winner in ("x", "y")
 
     def broken() -> Any:
-        raise ConnectionResetError("boom")
+        raise ValueError("boom: not retryable")
 
     async with race(from_iterator(broken), from_iterator(broken), names=["a", "b"]) as r2:
         with pytest.raises(NoWinner) as info:
@@ -144,12 +147,11 @@ async def test_hedge_starts_the_backup_only_when_due() -> None:
         assert len(server.requests) == 1  # the backup never went out
 
     gate = asyncio.Event()
-    async with ProviderServer() as server:
-        server.script(
-            "openai-chat",
-            SSEReply([Stall(gate), *openai_chat_events(["late"])], end="stall"),
-            SSEReply(openai_chat_events(["backup"])),
-        )
+    replies = by_model(
+        p=SSEReply([Stall(gate), *openai_chat_events(["late"])], end="stall"),
+        b=SSEReply(openai_chat_events(["backup"])),
+    )
+    async with ProviderServer(replies) as server:
         async with hedge(chat(server, "p"), chat(server, "b"), delay=0.05) as h:
             assert "".join([e.text async for e in h if isinstance(e, Chunk)]) == "backup"
             await server.wait_connections(1)  # the stalled primary was closed
@@ -159,7 +161,7 @@ async def test_hedge_starts_the_backup_only_when_due() -> None:
 
 async def test_hedge_starts_the_backup_at_once_when_the_primary_fails() -> None:
     def broken() -> Any:
-        raise ConnectionResetError("boom")
+        raise ValueError("boom: not retryable")
 
     async with hedge(from_iterator(broken), words("rescued"), delay=30.0) as h:
         assert [e.text async for e in h if isinstance(e, Chunk)] == ["rescued"]
@@ -169,11 +171,16 @@ async def test_hedge_starts_the_backup_at_once_when_the_primary_fails() -> None:
 def test_hedge_policy_caps_the_share_of_extra_requests() -> None:
     policy = HedgePolicy(delay=0.0, max_extra_share=0.25)
     allowed = 0
-    for _ in range(100):
+    for _ in range(100):  # 100 concurrent requests: none of the backups has started yet
         if policy.due_after() is not None:
             allowed += 1
-            policy.hedged += 1  # as if every allowed backup really started
-    assert allowed == 25
+    assert allowed == 25 and policy.pending == 25
+    for _ in range(20):
+        policy.started()
+    for _ in range(5):
+        policy.skipped()
+    assert (policy.hedged, policy.pending) == (20, 0)
+    assert policy.due_after() is not None  # skipped reservations were released
 
 
 def test_latency_tracker_percentiles() -> None:
@@ -215,12 +222,11 @@ async def test_token_bucket_rejects_bad_rate_and_rate_limit_needs_one_unit() -> 
 
 
 async def test_compare_reports_numbers_and_a_text_diff() -> None:
-    async with ProviderServer() as server:
-        server.script(
-            "openai-chat",
-            SSEReply([Sleep(0.01), *openai_chat_events(["Hello\n", "world"], model="a")]),
-            SSEReply(openai_chat_events(["Hello\n", "there"], model="b")),
-        )
+    replies = by_model(
+        a=SSEReply([Sleep(0.01), *openai_chat_events(["Hello\n", "world"], model="a")]),
+        b=SSEReply(openai_chat_events(["Hello\n", "there"], model="b")),
+    )
+    async with ProviderServer(replies) as server:
         report = await compare(chat(server, "a"), chat(server, "b"), names=["a", "b"])
     a, b = report.results
     assert (a.text, b.text) == ("Hello\nworld", "Hello\nthere")

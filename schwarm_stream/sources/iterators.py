@@ -56,8 +56,9 @@ class IteratorSource(Source):
         return self._iterable
 
     async def open(self, stream: Stream, attempt: Attempt) -> AsyncIterator[Event]:
-        it = self._fresh()
+        it: Any = None
         try:
+            it = self._fresh()
             if isinstance(it, AsyncIterable):
                 async for text in it:
                     if text:
@@ -79,7 +80,7 @@ class IteratorSource(Source):
         except Exception as exc:
             raise classify(exc, provider=self.provider) from exc
         finally:
-            aclose: Any = getattr(it, "aclose", None) or getattr(it, "close", None)
+            aclose: Any = getattr(it, "aclose", None) or getattr(it, "close", None) if it is not None else None
             if aclose is not None:
                 r = aclose()
                 if asyncio.iscoroutine(r):
