@@ -45,13 +45,18 @@ from ._stash import Stash, StashKey
 from ._stream import Attempt, Stream, StreamStats
 from ._sync import SyncStream, open_sync
 from ._version import __version__
+from .agent import AgentLoop, agent_loop
+from .builtins.recovery import with_fallbacks
+from .callbacks import CallbackHandler
 from .config import Config
 from .decisions import Recovery
 from .hookspecs import hookimpl, hookspec
 from .sources import Source
 
 __all__ = [
+    "AgentLoop",
     "Attempt",
+    "CallbackHandler",
     "Chunk",
     "ChunkKind",
     "Config",
@@ -90,9 +95,11 @@ __all__ = [
     "TransportError",
     "Usage",
     "__version__",
+    "agent_loop",
     "default_pipeline",
     "hookimpl",
     "hookspec",
     "open",
     "open_sync",
+    "with_fallbacks",
 ]

@@ -19,9 +19,14 @@ from typing import Any
 import pluggy
 
 from ._errors import PluginError
+from ._tracing import trace_table
 from .hookspecs import HOOK_NAMES, PROJECT_NAME
 
-__all__ = ["HookTable", "Impl"]
+__all__ = ["SYNC_ONLY_HOOKS", "HookTable", "Impl"]
+
+#: Hooks whose results are used synchronously (``stream.message`` is a property;
+#: the config hooks run when the pipeline is built): ``async def`` is rejected.
+SYNC_ONLY_HOOKS = frozenset({"stream_message", "stream_config_schema", "stream_configure"})
 
 # Positional argument order of each hook, taken from the specs.
 SPEC_ARGS: dict[str, tuple[str, ...]] = {}
@@ -52,6 +57,13 @@ def _adapt(hook: str, impl: pluggy.HookImpl) -> Impl:
     argnames = tuple(impl.argnames)
     func = impl.function
     is_async = inspect.iscoroutinefunction(func)
+    if is_async and hook in SYNC_ONLY_HOOKS:
+        raise PluginError(
+            f"plugin {impl.plugin_name!r}: hook {hook}() must be a plain def, not async def "
+            "(its result is needed synchronously)",
+            plugin_name=impl.plugin_name,
+            hook_name=hook,
+        )
     unknown = [a for a in argnames if a not in spec_args]
     if unknown:  # pluggy validates this at registration; keep a clear message anyway
         raise PluginError(
@@ -92,6 +104,8 @@ class HookTable:
                     )
                 ordered.append(_adapt(name, hi))
             self.impls[name] = ordered
+        # SCHWARM_STREAM_TRACE_PLUGINS: read once here, so tracing costs nothing when off.
+        trace_table(self, _spec_args())
 
     def fns(self, name: str) -> list[Callable[..., Any]]:
         """The bare callables of a hook (for hooks whose impls are all sync)."""

@@ -17,15 +17,16 @@ import importlib
 import inspect
 import logging
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, packages_distributions, version
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from ._errors import ConfigError, PluginLoadError
+from ._errors import ConfigError, PluginError, PluginLoadError
 from .hookspecs import PROJECT_NAME
 
 __all__ = [
@@ -46,6 +47,10 @@ DISABLE_ENV = "SCHWARM_STREAM_DISABLE_PLUGINS"
 #: using the public ``hookimpl``; they are registered under the short name.
 BUILTIN_PLUGINS: dict[str, str] = {
     "accumulate": "schwarm_stream.builtins.accumulate",
+    "metrics": "schwarm_stream.builtins.metrics",
+    "retry": "schwarm_stream.builtins.retry",
+    "recovery": "schwarm_stream.builtins.recovery",
+    "timeouts": "schwarm_stream.builtins.timeouts",
 }
 
 #: Built-ins that cannot be disabled (only replaced by registering another
@@ -53,9 +58,20 @@ BUILTIN_PLUGINS: dict[str, str] = {
 ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"accumulate"})
 
 
+#: Values of :attr:`PluginInfo.status`.
+STATUSES = ("enabled", "blocked", "replaced", "not loaded", "failed")
+
+
 @dataclass
 class PluginInfo:
-    """What ``schwarm-stream plugins`` lists about one plugin."""
+    """What ``schwarm-stream plugins`` lists about one plugin.
+
+    ``status`` is ``"enabled"`` (registered, its hooks are called),
+    ``"blocked"`` (disabled by name in config or ``SCHWARM_STREAM_DISABLE_PLUGINS``),
+    ``"replaced"`` (a built-in another plugin was registered in place of),
+    ``"not loaded"`` (an entry point skipped because autoload is off) or
+    ``"failed"`` (an entry point that could not be loaded; ``error`` says why).
+    """
 
     name: str
     builtin: bool
@@ -63,18 +79,31 @@ class PluginInfo:
     version: str | None = None
     module: str | None = None
     hooks: list[str] = field(default_factory=list)
-    status: str = "enabled"  # enabled | blocked | failed
+    status: str = "enabled"
     error: str | None = None
 
+    @property
+    def enabled(self) -> bool:
+        """True when the plugin is registered and its hooks are called."""
+        return self.status == "enabled"
+
+    @property
+    def blocked(self) -> bool:
+        """True when the plugin was disabled by name."""
+        return self.status == "blocked"
+
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``schwarm-stream plugins --json`` prints per plugin)."""
         return {
             "name": self.name,
             "builtin": self.builtin,
             "distribution": self.distribution,
             "version": self.version,
             "module": self.module,
-            "hooks": self.hooks,
+            "hooks": list(self.hooks),
             "status": self.status,
+            "enabled": self.enabled,
+            "blocked": self.blocked,
             "error": self.error,
         }
 
@@ -121,6 +150,39 @@ def load_entry_point(ep: EntryPoint) -> Any:
     return obj
 
 
+def _distribution_of(obj: Any) -> tuple[str | None, str | None]:
+    """The installed distribution (name, version) providing ``obj``'s top-level package, if any."""
+    module = obj.__name__ if inspect.ismodule(obj) else getattr(type(obj), "__module__", None)
+    if not module:
+        return None, None
+    top = module.partition(".")[0]
+    names = _dist_index().get(top) or []
+    if not names:
+        return None, None
+    try:
+        return names[0], version(names[0])
+    except PackageNotFoundError:  # pragma: no cover - metadata vanished between the two calls
+        return names[0], None
+
+
+_DIST_INDEX: tuple[tuple[str, ...], Mapping[str, list[str]]] | None = None
+
+
+def _dist_index() -> Mapping[str, list[str]]:
+    """``packages_distributions()`` cached per ``sys.path`` (the scan costs ~75 ms)."""
+    global _DIST_INDEX
+    key = tuple(sys.path)
+    if _DIST_INDEX is None or _DIST_INDEX[0] != key:
+        _DIST_INDEX = (key, packages_distributions())
+    return _DIST_INDEX[1]
+
+
+def _module_of(obj: Any) -> str | None:
+    if inspect.ismodule(obj):
+        return obj.__name__
+    return f"{type(obj).__module__}:{type(obj).__qualname__}"
+
+
 def make_plugin_manager(
     plugins: Iterable[Any] = (),
     *,
@@ -132,8 +194,12 @@ def make_plugin_manager(
     """Build a plugin manager: built-ins, entry points, then ``plugins``.
 
     ``plugins`` items are plugin objects or ``(name, plugin)`` pairs; a pair
-    whose name is a built-in's replaces that built-in. Returns the manager and
-    a listing of every plugin considered (including blocked and failed ones).
+    whose name is a built-in's replaces that built-in. ``disable`` (plus
+    ``SCHWARM_STREAM_DISABLE_PLUGINS``) blocks plugins by name; an essential
+    built-in cannot be blocked, only replaced. ``autoload=False`` (or
+    ``SCHWARM_STREAM_DISABLE_PLUGIN_AUTOLOAD=1``) loads only the entry points
+    named in ``enable``. Returns the manager and a listing of every plugin
+    considered (including blocked, skipped and failed ones).
     """
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -159,10 +225,11 @@ def make_plugin_manager(
 
     # 1. built-ins
     for name, modname in BUILTIN_PLUGINS.items():
-        if name in replaced:
-            continue
         info = PluginInfo(name=name, builtin=True, module=modname, distribution="schwarm-stream")
-        if pm.is_blocked(name):
+        info.version = _own_version()
+        if name in replaced:
+            info.status = "replaced"
+        elif pm.is_blocked(name):
             info.status = "blocked"
         else:
             pm.register(importlib.import_module(modname), name=name)
@@ -172,55 +239,100 @@ def make_plugin_manager(
     explicit = set(enable)
     if autoload and autoload_disabled():
         autoload = False
-    for ep in iter_entry_points():
+    eps = iter_entry_points()
+    for ep in eps:
         dist = ep.dist.name if ep.dist is not None else None
-        version = ep.dist.version if ep.dist is not None else None
-        info = PluginInfo(name=ep.name, builtin=False, distribution=dist, version=version, module=ep.value)
+        ver = ep.dist.version if ep.dist is not None else None
+        info = PluginInfo(name=ep.name, builtin=False, distribution=dist, version=ver, module=ep.value)
         infos.append(info)
         if pm.is_blocked(ep.name):
             info.status = "blocked"
             continue
         if not autoload and ep.name not in explicit:
-            info.status = "not loaded (autoload off)"
-            continue
-        if pm.has_plugin(ep.name):
+            info.status = "not loaded"
             continue
         try:
+            if ep.name in BUILTIN_PLUGINS:
+                raise PluginLoadError(
+                    f"entry point {ep.name!r} of distribution {dist!r} has the name of a built-in plugin. "
+                    f"Hint: rename the entry point; to replace the built-in, register the plugin "
+                    f"yourself: Pipeline([({ep.name!r}, plugin)])",
+                    entry_point=ep.name,
+                    distribution=dist,
+                )
             obj = load_entry_point(ep)
-            pm.register(obj, name=ep.name)
+            try:
+                pm.register(obj, name=ep.name)
+                _check_hook_names(pm, obj, ep.name)
+            except Exception as exc:  # pluggy validation: unknown hook or argument, duplicate object
+                if pm.is_registered(obj):
+                    pm.unregister(obj)
+                raise PluginLoadError(
+                    f"entry point {ep.name!r} ({ep.value}) of distribution {dist!r} is not a valid "
+                    f"plugin: {exc}",
+                    entry_point=ep.name,
+                    distribution=dist,
+                ) from exc
         except PluginLoadError as exc:
             info.status, info.error = "failed", str(exc)
             if load_errors == "raise":
                 raise
             log.warning("%s", exc)
-        except Exception as exc:  # pluggy validation: wrong hook name or argument
-            err = PluginLoadError(
-                f"entry point {ep.name!r} of distribution {dist!r} is not a valid plugin: {exc}",
-                entry_point=ep.name,
-                distribution=dist,
-            )
-            info.status, info.error = "failed", str(err)
-            if load_errors == "raise":
-                raise err from exc
-            log.warning("%s", err)
-    missing = explicit - {ep.name for ep in iter_entry_points()}
-    for name in sorted(missing):
+    ep_names = {ep.name for ep in eps}
+    for name in sorted(explicit - ep_names):
         log.warning(
             "plugin %r named in [plugins] enable is not installed (no entry point of that name)", name
         )
 
     # 3. the caller's plugins
     for name, obj in named:
+        dist, ver = _distribution_of(obj)
+        info = PluginInfo(
+            name=name or "", builtin=False, distribution=dist, version=ver, module=_module_of(obj)
+        )
         if name is not None and pm.is_blocked(name):
-            infos.append(PluginInfo(name=name, builtin=False, status="blocked"))
+            info.status = "blocked"
+            infos.append(info)
             continue
         registered = pm.register(obj, name=name)
-        if registered is None:
+        if registered is None:  # pragma: no cover - pluggy returns None only for blocked names
             continue
-        infos.append(PluginInfo(name=registered, builtin=False, module=getattr(obj, "__module__", None)))
+        info.name = registered
+        infos.append(info)
+        try:
+            _check_hook_names(pm, obj, name or _module_of(obj) or registered)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc), plugin_name=registered, hook_name="<register>") from None
+
+    known = set(BUILTIN_PLUGINS) | ep_names | {i.name for i in infos}
+    for name in sorted(blocked - known):
+        log.warning(
+            "plugin %r named in [plugins] disable / %s matches no built-in or installed plugin",
+            name,
+            DISABLE_ENV,
+        )
 
     for info in infos:
-        plugin = pm.get_plugin(info.name)
+        plugin = pm.get_plugin(info.name) if info.enabled else None
         if plugin is not None:
             info.hooks = sorted(c.name for c in (pm.get_hookcallers(plugin) or []))
     return pm, infos
+
+
+def _check_hook_names(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """Reject a ``@hookimpl`` whose name is no hook (a typo would otherwise never be called)."""
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.spec is None:
+            impl = next(i for i in caller.get_hookimpls() if i.plugin is plugin)
+            if not impl.optionalhook:
+                raise pluggy.PluginValidationError(
+                    plugin,
+                    f"plugin {name!r}: {caller.name}() is marked @hookimpl but there is no such hook; "
+                    f"hooks are: {', '.join(hookspecs.HOOK_NAMES)}",
+                )
+
+
+def _own_version() -> str:
+    from ._version import __version__
+
+    return __version__

@@ -69,17 +69,48 @@ class Pipeline:
         return list(self._infos)
 
     def register(self, plugin: Any, name: str | None = None) -> str:
-        """Add a plugin to this pipeline; streams opened afterwards see it."""
+        """Add a plugin to this pipeline; streams opened afterwards see it.
+
+        Before the first stream it joins the normal build (its config section
+        is validated with the others); afterwards it is validated and
+        configured on its own.
+        """
+        if self._table is None:
+            with self._lock:
+                if self._table is None:
+                    self._plugins.append((name, plugin) if name is not None else plugin)
+                    return name or f"<pending {type(plugin).__name__}>"
         pm = self.plugin_manager
         registered = pm.register(plugin, name=name)
         if registered is None:
             raise PluginError(f"plugin {name!r} is blocked", plugin_name=name or "?", hook_name="<register>")
+        try:
+            # The same path as a plugin present at build time: its config
+            # section is validated, then it is configured.
+            self.config = self._validate_sections(pm, self.config)
+            for impl in pm.hook.stream_configure.get_hookimpls():
+                if impl.plugin is plugin:
+                    impl.function(config=self.config)
+        except BaseException:
+            pm.unregister(plugin)
+            raise
+        self._infos.append(
+            PluginInfo(
+                name=registered,
+                builtin=False,
+                module=getattr(plugin, "__module__", None),
+                hooks=sorted(c.name for c in (pm.get_hookcallers(plugin) or [])),
+            )
+        )
         self._rebuild()
         return registered
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> None:
         """Remove a plugin (by object or name)."""
-        self.plugin_manager.unregister(plugin=plugin, name=name)
+        pm = self.plugin_manager
+        gone = name or (pm.get_name(plugin) if plugin is not None else None)
+        pm.unregister(plugin=plugin, name=name)
+        self._infos = [i for i in self._infos if i.name != gone or i.builtin]
         self._rebuild()
 
     def _ensure(self) -> None:

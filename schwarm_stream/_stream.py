@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,6 @@ from ._dispatch import HookTable, Impl
 from ._errors import (
     InvalidToolArguments,
     PluginError,
-    ProtocolError,
     SchwarmStreamError,
     StreamCancelled,
     StreamError,
@@ -67,6 +67,8 @@ class Attempt:
     strategy: str | None
     source: Source
     previous_error: StreamError | None = None
+    #: seconds the core waits (backoff) before opening this attempt
+    delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,13 @@ class StreamStats:
     time_to_first_token: float | None
     committed: bool
     resets: int
+    #: input tokens the provider reported (``None`` until usage arrived)
+    input_tokens: int | None = None
+    #: mean gap between output chunks (text chunks and tool-call deltas), seconds:
+    #: ``(now or end - first chunk) / (chunks - 1)``; ``None`` below two chunks
+    time_per_output_chunk: float | None = None
+    #: events dropped by overflowing consumer queues (``schwarm_stream.fanout``); never accumulated
+    dropped_events: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
@@ -131,6 +140,8 @@ class Stream:
         self.outcome: str | None = None
         self.error: BaseException | None = None
         self.plugin_errors: list[PluginError] = []
+        #: failures per (plugin, hook); each pair is logged and listed once per stream
+        self.plugin_failures: dict[tuple[str, str], int] = {}
         self.current_source: Source = source
 
         # live counters (read by stats(), metrics and timeouts; cheap to bump)
@@ -142,7 +153,10 @@ class Stream:
         self.events_received = 0
         self.events_delivered = 0
         self.resets = 0
+        self.dropped_events = 0  # bumped by fanout queues that drop events; flagged on the message
         self.reading = False  # awaiting the provider right now (timeouts look at this)
+        self._in_backoff = False  # sleeping before the next attempt (abort interrupts it)
+        self._abort_interrupting = False  # abort() has cancelled the task; not yet delivered
 
         self._table = table
         self._strict = config.plugins.policy == "strict"
@@ -214,6 +228,8 @@ class Stream:
         state = self.outcome or (
             "paused" if self._paused is not None else ("running" if self._started else "new")
         )
+        n_out = self.chunks + self.tool_call_deltas
+        tpoc = gen_time / (n_out - 1) if gen_time is not None and n_out > 1 else None
         return StreamStats(
             state=state,
             attempts=self.attempt,
@@ -226,6 +242,9 @@ class Stream:
             time_to_first_token=ttft,
             committed=self.committed,
             resets=self.resets,
+            input_tokens=usage.input_tokens if usage is not None else None,
+            time_per_output_chunk=tpoc,
+            dropped_events=self.dropped_events,
         )
 
     # -- control -------------------------------------------------------------
@@ -261,11 +280,16 @@ class Stream:
         """
         if self.outcome is not None:
             return
+        if self._abort_pending and isinstance(self._abort_error, StreamCancelled):
+            return  # the caller's cancel wins over a later timeout
         self._abort_error = error
         self._abort_pending = True
         if self._paused is not None:
             self.resume()
-        if self.reading and self._task is not None and not self._task.done():
+        if self._abort_interrupting:
+            return  # the task is already being interrupted: a second cancel() would look like the caller's
+        if (self.reading or self._in_backoff) and self._task is not None and not self._task.done():
+            self._abort_interrupting = True
             self._task.cancel(msg=_ABORT)
 
     # -- the loop ---------------------------------------------------------------
@@ -279,14 +303,19 @@ class Stream:
             source: Source = self.source
             strategy: str | None = None
             previous: StreamError | None = None
+            delay = 0.0
             while True:
                 self.attempt += 1
                 self.current_source = source
-                attempt = Attempt(self.attempt, strategy, source, previous)
+                attempt = Attempt(self.attempt, strategy, source, previous, delay)
                 await self._notify("stream_attempt", self, attempt)
                 try:
-                    async for ev in self._attempt(attempt):
-                        yield ev
+                    if delay > 0:
+                        await self._backoff(delay)
+                    # aclosing: a consumer's break/cancel closes the provider stream now, not at GC
+                    async with aclosing(self._attempt(attempt)) as attempt_events:
+                        async for ev in attempt_events:
+                            yield ev
                     for ev in await self._flush():
                         yield ev
                     message = self._build_message(complete=True)
@@ -316,6 +345,7 @@ class Stream:
                         self._message = err.partial
                         outcome = "error"
                         raise err
+                    reset_sent = False
                     if self.committed and action in ("restart", "fallback"):
                         reset = Reset(attempt=self.attempt + 1, strategy=action, reason=str(err))
                         self.resets += 1
@@ -324,10 +354,13 @@ class Stream:
                         else:
                             await self._deliver_async(reset)
                         yield reset
+                        reset_sent = True
                     if action in _RECOVERY_FLAG and (self.committed or action == "fallback"):
                         self.recovery = _RECOVERY_FLAG[action]
-                    if decision.delay > 0:
-                        await asyncio.sleep(decision.delay)
+                    if reset_sent:
+                        # Consumers discarded everything: the stream is back before the commit point.
+                        self.committed = False
+                    delay = decision.delay  # slept at the next attempt, interruptibly
                     strategy = action
                     source = next_source
                     previous = err
@@ -338,7 +371,7 @@ class Stream:
                     await self._notify("stream_complete", self, message)
                     return
         except (PluginError, SchwarmStreamError) as exc:
-            if outcome == "cancelled":
+            if self.error is None:  # not decided above: a strict plugin failure or a raising hook
                 outcome = "error"
                 self.error = exc
             raise
@@ -358,8 +391,6 @@ class Stream:
         transforms = t["stream_transform"]
         deliver_sync = self._deliver_sync_ok
         self._task = asyncio.current_task()
-        self._abort_error = None
-        self._abort_pending = False
         events = attempt.source.open(self, attempt)
         anext_ = events.__anext__
         try:
@@ -374,17 +405,16 @@ class Stream:
                 except StopAsyncIteration:
                     break
                 except asyncio.CancelledError:
-                    if self._abort_pending:
+                    if self._abort_pending and self._only_our_cancel():
                         self._uncancel()
                         self._raise_abort()
-                    raise
+                    raise  # the caller cancelled: never retried
                 except StreamError:
                     raise
-                except Exception as exc:  # a source bug: still a typed failure with the partial
-                    raise ProtocolError(
-                        f"source {type(attempt.source).__name__} failed: {type(exc).__name__}: {exc}",
-                        provider=self.provider,
-                    ) from exc
+                except Exception as exc:  # an unclassified source failure: still typed, with the partial
+                    from .sources._classify import classify
+
+                    raise classify(exc, provider=self.provider) from exc
                 finally:
                     self.reading = False
                 self.events_received += 1
@@ -396,8 +426,14 @@ class Stream:
                             self._plugin_failed(f, "stream_receive", exc)
                 else:
                     await self._call_each(receive, (self, ev))
-                outs = await self._transform(ev, 0) if transforms else (ev,)
-                for out in outs:
+                if not transforms:  # the common case: no chain, no list per event
+                    if deliver_sync:
+                        self._deliver(ev)
+                    else:
+                        await self._deliver_async(ev)
+                    yield ev
+                    continue
+                for out in await self._transform(ev, 0):
                     if deliver_sync:
                         self._deliver(out)
                     else:
@@ -432,7 +468,16 @@ class Stream:
 
     def _deliver(self, ev: Event) -> None:
         """Deliver one event when every delivery hook is sync (the hot path)."""
-        fns = self._classify(ev)
+        # _classify's common case inlined: one Python call less per event.
+        tp = type(ev)
+        if tp is Chunk and self.committed:
+            self._seq = seq = self._seq + 1
+            ev.seq = seq
+            self.events_delivered += 1
+            self.chunks += 1
+            fns = self._chunk_fns
+        else:
+            fns = self._classify(ev)
         for f in self._event_fns:
             try:
                 f(self, ev)
@@ -454,9 +499,31 @@ class Stream:
 
     # -- helpers -----------------------------------------------------------------
 
+    async def _backoff(self, seconds: float) -> None:
+        """Wait before the next attempt; :meth:`abort` (cancel, total timeout) ends the wait at once."""
+        if self._abort_pending:
+            self._raise_abort()
+        self._task = asyncio.current_task()
+        self._in_backoff = True
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            if self._abort_pending and self._only_our_cancel():
+                self._uncancel()
+                self._raise_abort()
+            raise
+        finally:
+            self._in_backoff = False
+
+    def _only_our_cancel(self) -> bool:
+        # An abort cancels the task once; more requests mean the caller cancelled it too.
+        cancelling = getattr(self._task, "cancelling", None)
+        return cancelling is None or cancelling() <= 1
+
     def _raise_abort(self) -> None:
         err = self._abort_error or StreamCancelled("aborted", provider=self.provider)
         self._abort_pending = False
+        self._abort_interrupting = False
         raise err
 
     def _uncancel(self) -> None:
@@ -590,8 +657,15 @@ class Stream:
                 self._plugin_failed(impl.fn, "stream_message", exc)
                 continue
             if res is not None:
-                return res  # type: ignore[no-any-return]
-        return Message(complete=complete, provider=self.provider, model=self.model)
+                return self._flag_drops(res)  # type: ignore[arg-type]
+        return self._flag_drops(Message(complete=complete, provider=self.provider, model=self.model))
+
+    def _flag_drops(self, message: Message) -> Message:
+        """Mark a message whose events some consumer queue dropped (the content stays exact)."""
+        if not self.dropped_events:
+            return message
+        flags = message.flags if "dropped_events" in message.flags else [*message.flags, "dropped_events"]
+        return message.model_copy(update={"dropped_events": self.dropped_events, "flags": flags})
 
     @property
     def building_complete(self) -> bool:
@@ -632,6 +706,12 @@ class Stream:
         if isinstance(exc, StreamError):
             raise exc  # a plugin deliberately failing the stream (limits, validators)
         name = self._plugin_names.get(fn, getattr(fn, "__module__", "?"))
+        key = (name, hook)
+        if key in self.plugin_failures and not self._strict:
+            # A per-chunk hook that keeps failing is reported once, not once per chunk.
+            self.plugin_failures[key] += 1
+            return
+        self.plugin_failures[key] = 1
         err = PluginError(
             f"plugin {name!r} failed in hook {hook!r}: {type(exc).__name__}: {exc}",
             plugin_name=name,

@@ -20,6 +20,7 @@ validated when the pipeline is built.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -70,20 +71,48 @@ class RetryConfig(_Section):
     budget_ratio: float = Field(
         0.2,
         ge=0,
-        description="per-provider retry budget: retries allowed per successful stream (token bucket)",
+        description="per-provider retry budget: tokens given back per completed stream (a retry takes one)",
     )
     budget_min: int = Field(
-        10, ge=0, description="retries always allowed per provider before the budget applies"
+        10,
+        ge=0,
+        description="size of the per-provider token bucket (retries in a burst); 0 turns the budget off",
     )
+
+
+Strategy = Literal["restart", "continue", "fallback", "resume", "partial", "raise"]
+ErrorClass = Literal[
+    "incomplete", "timeout", "transport", "provider", "protocol", "invalid_tool_arguments", "limit", "other"
+]
 
 
 class RecoveryConfig(_Section):
-    """What to do when a stream breaks after content was delivered (the commit point)."""
+    """What to do when a stream breaks after content was delivered (the commit point).
 
-    mid_stream: Literal["restart", "continue", "fallback", "resume", "partial", "raise"] = "raise"
-    max_recoveries: int = Field(2, ge=0, le=20)
-    on_incomplete: Literal["restart", "continue", "fallback", "resume", "partial", "raise"] | None = Field(
+    A strategy, or a list of them (the first one applicable wins, e.g.
+    ``["resume", "restart"]``). The default ``raise`` never shows a consumer
+    anything it has to take back; ``restart`` needs consumers that honour
+    :class:`~schwarm_stream.Reset` events.
+    """
+
+    mid_stream: Strategy | list[Strategy] = Field(
+        "raise", description="strategy for retryable failures after the commit point"
+    )
+    max_recoveries: int = Field(2, ge=0, le=20, description="recoveries per stream after the commit point")
+    on_incomplete: Strategy | list[Strategy] | None = Field(
         None, description="strategy for a clean end without terminator; default: mid_stream"
+    )
+    on_error: dict[ErrorClass, Strategy | list[Strategy]] = Field(
+        default_factory=dict,
+        description="strategy per error class; also recovers classes that are not retryable",
+    )
+    replay_tool_calls: bool = Field(
+        False, description="allow restart/fallback/continue after a tool call was delivered whole"
+    )
+    fallback_before_commit: Literal["retryable", "any", "never"] = Field(
+        "retryable",
+        description="use with_fallbacks() sources before content when retries are used up: for "
+        "retryable errors, for any error (also 400/401/...), or never",
     )
 
 
@@ -201,9 +230,40 @@ class Config(BaseSettings):
 
 def _validated(cls: type[Config], data: dict[str, Any], *, env: bool) -> Config:
     try:
-        return cls(**data) if env else _no_env(cls, data)
+        if env:
+            return cls(**_with_plugin_env(cls, data))
+        return _no_env(cls, data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc), key=_first_key(exc)) from None
+
+
+def _with_plugin_env(cls: type[Config], data: dict[str, Any]) -> dict[str, Any]:
+    """Add plugin sections from ``SCHWARM_STREAM__SECTION__KEY`` variables.
+
+    pydantic-settings only reads the environment for declared fields; plugin
+    sections are declared later, by the plugins. Values stay strings (the
+    plugin's model converts them) unless they look like JSON lists or tables.
+    """
+    merged = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for name, value in os.environ.items():
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if len(path) < 2 or path[0] in cls.model_fields:
+            continue
+        parsed: Any = value
+        if value[:1] in "[{":
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                pass
+        node = merged.setdefault(path[0], {})
+        if not isinstance(node, dict):
+            continue
+        for part in path[1:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(path[-1], parsed)  # explicit data wins over the environment
+    return merged
 
 
 def _no_env(cls: type[Config], data: dict[str, Any]) -> Config:

@@ -48,10 +48,16 @@ def _source(protocol: str, server: ProviderServer) -> Any:
     return openai_chat(client, model="m", messages=[{"role": "user", "content": "hi"}])
 
 
+# Accumulation only: one attempt per recording, nothing retried or recovered.
+PIPELINE = schwarm_stream.Pipeline(
+    config={"plugins": {"autoload": False, "disable": ["retry", "recovery", "timeouts"]}}
+)
+
+
 async def replay(stream: CorpusStream) -> tuple[schwarm_stream.Message, BaseException | None]:
     async with ProviderServer() as server:
         server.script(ROUTE[stream.protocol], SSEReply([stream.body]))
-        async with schwarm_stream.open(_source(stream.protocol, server)) as s:
+        async with PIPELINE.open(_source(stream.protocol, server)) as s:
             try:
                 await s.collect()
             except StreamError as exc:

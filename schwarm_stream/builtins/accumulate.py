@@ -91,7 +91,18 @@ class _Choice:
 
 
 class _State:
-    __slots__ = ("choices", "id", "limits", "main", "model", "nbytes", "usage", "usage_extras")
+    __slots__ = (
+        "choices",
+        "id",
+        "limits",
+        "main",
+        "max_event",
+        "max_message",
+        "model",
+        "nbytes",
+        "usage",
+        "usage_extras",
+    )
 
     def __init__(self, limits: Any) -> None:
         self.main = _Choice()
@@ -102,6 +113,9 @@ class _State:
         self.usage_extras: dict[str, Any] = {}
         self.nbytes = 0
         self.limits = limits
+        # plain ints: read for every fragment, cheaper than the pydantic model's attributes
+        self.max_event: int = limits.max_event_bytes
+        self.max_message: int = limits.max_message_bytes
 
 
 STATE: StashKey[_State] = StashKey()
@@ -130,13 +144,13 @@ def stream_attempt(stream: Stream, attempt: Attempt) -> None:
 
 @hookimpl
 def stream_receive(stream: Stream, event: Event) -> None:
-    state = stream.stash[STATE]
+    state: _State = stream.stash._data[STATE]  # type: ignore[assignment]  # the dict itself: runs per event
     tp = type(event)
     if tp is Chunk:
         text = event.text  # type: ignore[union-attr]
         n = len(text)
         state.nbytes += n
-        if n > state.limits.max_event_bytes or state.nbytes > state.limits.max_message_bytes:
+        if n > state.max_event or state.nbytes > state.max_message:
             _limit(state, n, stream)
         ch = state.main if event.choice == 0 else _choice(state, event.choice)  # type: ignore[union-attr]
         key = (event.index, event.kind)  # type: ignore[union-attr]
@@ -203,9 +217,9 @@ def _tool_delta(state: _State, d: ToolCallDelta, stream: Stream) -> None:
         n = len(frag)
         tool.nbytes += n
         state.nbytes += n
-        limits = state.limits
-        if n > limits.max_event_bytes or state.nbytes > limits.max_message_bytes:
+        if n > state.max_event or state.nbytes > state.max_message:
             _limit(state, n, stream)
+        limits = state.limits
         if tool.nbytes > limits.max_tool_arguments_bytes:
             raise LimitExceeded(
                 f"tool call {tool.id or index!r} arguments exceed limits.max_tool_arguments_bytes="
@@ -238,6 +252,7 @@ def _build(state: _State, ch: _Choice, stream: Stream, *, complete: bool, choice
             signatures[ex.index] = signatures.get(ex.index, "") + (ex.data or "")
         elif ex.kind in ("citation", "annotation"):
             citations.setdefault(ex.index, []).append(ex.data)
+    has_reasoning = {index for what, index, kind in ch.order if what == "part" and kind == "reasoning"}
     for what, index, kind in ch.order:
         if what == "part":
             joined = "".join(ch.parts[(index, kind)])
@@ -270,16 +285,15 @@ def _build(state: _State, ch: _Choice, stream: Stream, *, complete: bool, choice
             blocks.append(ContentBlock(type="tool_call", index=index, tool_call=call))
         else:
             ex = ch.extras[index]
-            if ex.kind == "redacted_thinking":
+            if ex.kind == "signature" and ex.index not in has_reasoning:
+                # A thinking block that carried only a signature still needs its block, in its place.
+                has_reasoning.add(ex.index)
+                blocks.append(ContentBlock(type="reasoning", index=ex.index, signature=signatures[ex.index]))
+            elif ex.kind == "redacted_thinking":
                 blocks.append(ContentBlock(type="redacted_reasoning", index=ex.index, data=ex.data))
             elif ex.kind == "block":
                 data = ex.data if isinstance(ex.data, dict) else {"value": ex.data}
                 blocks.append(ContentBlock(type=str(data.get("type", "block")), index=ex.index, data=data))
-    # Thinking blocks that carried only a signature still need a block.
-    seen_reasoning = {b.index for b in blocks if b.type == "reasoning"}
-    for index, sig in signatures.items():
-        if index not in seen_reasoning:
-            blocks.append(ContentBlock(type="reasoning", index=index, text="", signature=sig))
     tool_calls.sort(key=lambda c: c.index)
     usage = None
     if state.usage is not None:

@@ -17,16 +17,32 @@ from ._base import Source, as_source
 from ._openai_chat import OpenAIChatSource, openai_chat
 from ._openai_responses import OpenAIResponsesSource, openai_responses
 from .iterators import IteratorSource, from_iterator
+from .native import (
+    NativeAnthropicSource,
+    NativeOpenAIChatSource,
+    NativeOpenAIResponsesSource,
+    NativeSource,
+    native_anthropic,
+    native_openai_chat,
+    native_openai_responses,
+)
 
 __all__ = [
     "AnthropicMessagesSource",
     "IteratorSource",
+    "NativeAnthropicSource",
+    "NativeOpenAIChatSource",
+    "NativeOpenAIResponsesSource",
+    "NativeSource",
     "OpenAIChatSource",
     "OpenAIResponsesSource",
     "Source",
     "anthropic_messages",
     "as_source",
     "from_iterator",
+    "native_anthropic",
+    "native_openai_chat",
+    "native_openai_responses",
     "openai_chat",
     "openai_responses",
 ]

@@ -27,7 +27,7 @@ from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, 
 from ._base import Source, require
 from ._classify import in_band_error
 from ._http import sse_events
-from ._openai_chat import decode_json
+from ._openai_chat import aclose, decode_object, drain
 
 if TYPE_CHECKING:
     from .._message import Message
@@ -142,18 +142,18 @@ def _dumps(value: Any) -> str:
 async def anthropic_events(sse: AsyncIterator[Any], *, provider: str = "anthropic") -> AsyncIterator[Event]:
     """Normalized events from Anthropic SSE events; raises StreamIncomplete without ``message_stop``."""
     norm = AnthropicNormalizer()
-    async for ev in sse:
-        payload = decode_json(ev.data, ev.offset, provider)
-        if not isinstance(payload, dict):
-            raise ProtocolError(
-                f"{provider}: SSE data at byte {ev.offset} is not a JSON object", offset=ev.offset
-            )
-        if "type" not in payload and ev.event not in ("", "message"):
-            payload = {**payload, "type": ev.event}
-        for out in norm.feed(payload):
-            yield out
-        if norm.stopped:
-            return
+    try:
+        async for ev in sse:
+            payload = decode_object(ev.data, ev.offset, provider)
+            if "type" not in payload and ev.event not in ("", "message"):
+                payload = {**payload, "type": ev.event}
+            for out in norm.feed(payload):
+                yield out
+            if norm.stopped:
+                await drain(sse)  # the body's end: keeps the connection reusable
+                return
+    finally:  # close the body now, not when the garbage collector finds it (also on errors)
+        await aclose(sse)
     raise StreamIncomplete(
         f"{provider}: the stream ended without message_stop (truncated)", provider=provider
     )

@@ -62,9 +62,11 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
         try:
             return max(0.0, float(ra))
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(ra) if ra.strip() else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+            try:
+                parsed = email.utils.parsedate_to_datetime(ra)
+            except (TypeError, ValueError):  # neither seconds nor an HTTP date: ignore the header
+                return None
+            return max(0.0, parsed.timestamp() - time.time())
     return None
 
 
@@ -85,7 +87,9 @@ def in_band_error(
     err = body.get("error", body) if isinstance(body, Mapping) else {}
     if not isinstance(err, Mapping):
         err = {"message": str(err)}
-    etype = err.get("type") or err.get("code") or (body.get("type") if isinstance(body, Mapping) else None)
+    etype = err.get("type")
+    if etype in (None, "", "error"):  # flat Responses shape: "type" is the envelope's, "code" the error's
+        etype = err.get("code") or etype
     code = err.get("code")
     message = err.get("message") or default_message
     status = ERROR_TYPE_STATUS.get(str(etype)) or ERROR_TYPE_STATUS.get(str(code))

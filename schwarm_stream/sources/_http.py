@@ -9,6 +9,7 @@ per chunk than building SDK models (research/perf.md, b1 vs h3).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -21,10 +22,33 @@ __all__ = ["sse_events"]
 _DONE = object()
 
 
-async def _sync_bytes(it: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def _sync_bytes(it: Iterator[bytes], busy: list[bool]) -> AsyncIterator[bytes]:
     # A sync client blocks on every read: do the reads in a worker thread.
-    while (chunk := await asyncio.to_thread(next, it, _DONE)) is not _DONE:
+    # busy[0] stays True when we were cancelled while a read is still blocked there.
+    while True:
+        busy[0] = True
+        chunk = await asyncio.to_thread(next, it, _DONE)
+        busy[0] = False
+        if chunk is _DONE:
+            return
         yield chunk  # type: ignore[misc]
+
+
+def _shutdown_socket(response: Any) -> None:
+    """Wake a worker thread blocked reading the body of a sync client's response.
+
+    Closing a socket does not interrupt a ``recv`` already blocked on it in another
+    thread; ``shutdown`` does. Without this, cancelling a stream read through a sync
+    SDK client would leave the connection (and the thread) waiting for the provider.
+    """
+    http = getattr(response, "http_response", response)
+    stream = getattr(http, "extensions", {}).get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
 
 
 def _check_content_type(headers: Any, provider: str) -> None:
@@ -50,17 +74,20 @@ async def sse_events(
         raise
     except Exception as exc:
         raise classify(exc, provider=provider) from exc
+    busy = [False]
     try:
         _check_content_type(response.headers, provider)
-        body = response.iter_bytes() if is_async else _sync_bytes(iter(response.iter_bytes()))
+        body = response.iter_bytes() if is_async else _sync_bytes(iter(response.iter_bytes()), busy)
+        events = iter_sse(body, provider=provider, max_event_bytes=max_event_bytes)
         try:
-            async for sse in iter_sse(body, provider=provider, max_event_bytes=max_event_bytes):
+            async for sse in events:
                 yield sse
         except StreamError:
             raise
         except Exception as exc:
             raise classify(exc, provider=provider) from exc
-        finally:
+        finally:  # innermost first, each closed now rather than by the garbage collector
+            await events.aclose()
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -68,4 +95,6 @@ async def sse_events(
         if is_async:
             await cm.__aexit__(None, None, None)
         else:
+            if busy[0]:  # a worker thread is still blocked reading the body
+                _shutdown_socket(response)
             await asyncio.to_thread(cm.__exit__, None, None, None)

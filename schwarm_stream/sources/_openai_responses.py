@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ProtocolError, StreamIncomplete
+from .._errors import StreamIncomplete
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from .._stash import StashKey
 from ._base import Source, require
 from ._classify import in_band_error
 from ._http import sse_events
-from ._openai_chat import decode_json
+from ._openai_chat import aclose, decode_object, drain
 
 if TYPE_CHECKING:
     from .._stream import Attempt, Stream
@@ -132,18 +132,17 @@ RESUME_KEY: StashKey[ResponsesNormalizer] = StashKey()
 async def responses_events(
     sse: AsyncIterator[Any], norm: ResponsesNormalizer, *, provider: str = "openai"
 ) -> AsyncIterator[Event]:
-    async for ev in sse:
-        if ev.data == "[DONE]":
-            break
-        payload = decode_json(ev.data, ev.offset, provider)
-        if not isinstance(payload, dict):
-            raise ProtocolError(
-                f"{provider}: SSE data at byte {ev.offset} is not a JSON object", offset=ev.offset
-            )
-        for out in norm.feed(payload):
-            yield out
-        if norm.finished:
-            return
+    try:
+        async for ev in sse:
+            if ev.data == "[DONE]":
+                break
+            for out in norm.feed(decode_object(ev.data, ev.offset, provider)):
+                yield out
+            if norm.finished:
+                await drain(sse)  # the body's end: keeps the connection reusable
+                return
+    finally:  # close the body now, not when the garbage collector finds it (also on errors)
+        await aclose(sse)
     raise StreamIncomplete(
         f"{provider}: the stream ended without response.completed (truncated)", provider=provider
     )

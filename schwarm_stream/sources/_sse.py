@@ -45,9 +45,11 @@ async def iter_sse(
         try:
             text = utf8.decode(raw)
         except UnicodeDecodeError as exc:
+            # exc.object is the decoder's held-back bytes (a character cut by the previous read) + raw
+            at = offset - (len(exc.object) - len(raw)) + exc.start
             raise ProtocolError(
-                f"invalid UTF-8 in the response body at byte {offset + exc.start}: {raw[exc.start : exc.end]!r}",
-                offset=offset + exc.start,
+                f"invalid UTF-8 in the response body at byte {at}: {exc.object[exc.start : exc.end]!r}",
+                offset=at,
                 provider=provider,
             ) from exc
         offset += len(raw)
@@ -78,9 +80,10 @@ async def iter_sse(
     try:
         utf8.decode(b"", final=True)
     except UnicodeDecodeError as exc:
+        at = offset - len(exc.object) + exc.start  # where the cut character starts
         raise ProtocolError(
-            f"the response body ends inside a UTF-8 character (byte {offset})",
-            offset=offset,
+            f"the response body ends inside a UTF-8 character (starting at byte {at})",
+            offset=at,
             provider=provider,
         ) from exc
     # An event without its terminating blank line is not dispatched (WHATWG);

@@ -80,7 +80,9 @@ class IteratorSource(Source):
         except Exception as exc:
             raise classify(exc, provider=self.provider) from exc
         finally:
-            aclose: Any = getattr(it, "aclose", None) or getattr(it, "close", None) if it is not None else None
+            aclose: Any = (
+                getattr(it, "aclose", None) or getattr(it, "close", None) if it is not None else None
+            )
             if aclose is not None:
                 r = aclose()
                 if asyncio.iscoroutine(r):

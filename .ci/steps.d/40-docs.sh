@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Build the documentation site in strict mode: broken links and missing references fail CI.
+set -euo pipefail
+pip install -q -e '.[docs]'
+mkdocs build --strict --quiet --site-dir "$(mktemp -d)"

@@ -1,0 +1,168 @@
+"""Events to Redis entry fields and back.
+
+Every entry has the fields ``seq`` (decimal), ``type`` and ``data`` (JSON).
+Types: ``start`` (seq 0: stream identity), the event types ``chunk``,
+``tool_call_delta``, ``usage``, ``finish``, ``response_info``, ``extra``,
+``reset``, ``heartbeat``, and ``end`` (the terminal entry, with an extra
+``status`` field: ``complete``, ``error``, ``partial``, ``cancelled``, or
+``degraded`` when the producer lost Redis and went on without it).
+
+The provider's raw chunk (``event.raw``) is never written: it may carry
+request echoes or provider internals, and the normalized fields are enough to
+rebuild the message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schwarm_stream import (
+    Chunk,
+    Event,
+    Extra,
+    Finish,
+    Heartbeat,
+    Reset,
+    ResponseInfo,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["END_STATUSES", "End", "decode_entry", "encode_end", "encode_event", "encode_start"]
+
+#: Terminal statuses: the producer's ``stream.outcome``, or ``degraded``.
+END_STATUSES = frozenset({"complete", "error", "partial", "cancelled", "degraded"})
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The terminal entry of a log, as a reader yields it (always last).
+
+    ``status`` is the producer's outcome (``complete``, ``error``, ``partial``,
+    ``cancelled``); ``message`` the final (or partial) message summary
+    (``Message.to_dict()`` plus ``recovery``); ``error`` the error type and text
+    when the stream did not complete.
+    """
+
+    seq: int
+    status: str
+    message: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def _json_default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)  # pydantic models (SDK objects in Extra.data)
+    if callable(dump):
+        return dump(mode="json")
+    return repr(value)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def _chunk(e: Chunk) -> dict[str, Any]:
+    return {"text": e.text, "kind": e.kind, "index": e.index, "choice": e.choice}
+
+
+def _tool(e: ToolCallDelta) -> dict[str, Any]:
+    return {"index": e.index, "id": e.id, "name": e.name, "arguments": e.arguments, "choice": e.choice}
+
+
+def _usage(e: Usage) -> dict[str, Any]:
+    return {"input_tokens": e.input_tokens, "output_tokens": e.output_tokens, "extras": e.extras}
+
+
+def _finish(e: Finish) -> dict[str, Any]:
+    return {"reason": e.reason, "choice": e.choice}
+
+
+def _info(e: ResponseInfo) -> dict[str, Any]:
+    return {"id": e.id, "model": e.model, "extras": e.extras}
+
+
+def _extra(e: Extra) -> dict[str, Any]:
+    return {"kind": e.kind, "index": e.index, "data": e.data}
+
+
+def _reset(e: Reset) -> dict[str, Any]:
+    return {"attempt": e.attempt, "strategy": e.strategy, "reason": e.reason}
+
+
+def _heartbeat(e: Heartbeat) -> dict[str, Any]:
+    return {}
+
+
+_ENCODERS: dict[type, tuple[str, Callable[[Any], dict[str, Any]]]] = {
+    Chunk: ("chunk", _chunk),
+    ToolCallDelta: ("tool_call_delta", _tool),
+    Usage: ("usage", _usage),
+    Finish: ("finish", _finish),
+    ResponseInfo: ("response_info", _info),
+    Extra: ("extra", _extra),
+    Reset: ("reset", _reset),
+    Heartbeat: ("heartbeat", _heartbeat),
+}
+
+_DECODERS: dict[str, Callable[[dict[str, Any], int], Event]] = {
+    "chunk": lambda d, s: Chunk(d["text"], d.get("kind", "text"), d.get("index", 0), d.get("choice", 0), s),
+    "tool_call_delta": lambda d, s: ToolCallDelta(
+        d["index"], d.get("id"), d.get("name"), d.get("arguments", ""), d.get("choice", 0), s
+    ),
+    "usage": lambda d, s: Usage(d.get("input_tokens"), d.get("output_tokens"), d.get("extras") or {}, s),
+    "finish": lambda d, s: Finish(d.get("reason"), d.get("choice", 0), s),
+    "response_info": lambda d, s: ResponseInfo(d.get("id"), d.get("model"), d.get("extras") or {}, s),
+    "extra": lambda d, s: Extra(d["kind"], d.get("index", 0), d.get("data"), s),
+    "reset": lambda d, s: Reset(d["attempt"], d.get("strategy", "restart"), d.get("reason", ""), s),
+    "heartbeat": lambda d, s: Heartbeat(s),
+}
+
+
+def encode_event(event: Event) -> dict[str, str]:
+    """The entry fields of one delivered event (``event.seq`` must be set)."""
+    kind, enc = _ENCODERS[type(event)]
+    return {"seq": str(event.seq), "type": kind, "data": _dumps(enc(event))}
+
+
+def encode_start(info: Mapping[str, Any]) -> dict[str, str]:
+    """The entry fields of the start entry (seq 0)."""
+    return {"seq": "0", "type": "start", "data": _dumps(dict(info))}
+
+
+def encode_end(
+    seq: int,
+    status: str,
+    *,
+    message: Mapping[str, Any] | None,
+    error: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """The entry fields of the terminal entry."""
+    if status not in END_STATUSES:
+        raise ValueError(f"unknown end status {status!r}; expected one of {sorted(END_STATUSES)}")
+    body = {
+        "message": dict(message) if message is not None else None,
+        "error": dict(error) if error else None,
+    }
+    return {"seq": str(seq), "type": "end", "status": status, "data": _dumps(body)}
+
+
+def decode_entry(fields: Mapping[str, str]) -> tuple[int, str, Event | End | dict[str, Any]]:
+    """``(seq, type, value)`` of one entry: an event, an :class:`End`, or the start entry's dict.
+
+    Raises ``ValueError`` (``KeyError``/``JSONDecodeError`` included) for an entry
+    this package did not write.
+    """
+    seq = int(fields["seq"])
+    kind = fields["type"]
+    data = json.loads(fields.get("data") or "{}")
+    if kind == "end":
+        return seq, kind, End(seq, fields["status"], data.get("message"), data.get("error"))
+    if kind == "start":
+        return seq, kind, data
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise ValueError(f"unknown entry type {kind!r} at seq {seq}")
+    return seq, kind, decoder(data, seq)

@@ -1,0 +1,298 @@
+"""One stream's log writer: a bounded in-memory queue flushed to Redis in pipelines.
+
+The per-event hook only appends the event to a deque (no encoding, no I/O, no
+clock read). One task per stream takes everything queued, encodes it and
+writes it with one pipeline round trip (``XADD … MAXLEN ~`` per entry, then
+``EXPIRE``), so a fast stream costs one round trip per *batch*, not per event,
+and entries reach Redis in delivery order.
+
+Failure handling (``on_redis_error``):
+
+- ``fail``: the writer stops, and the stream is aborted with
+  :class:`~schwarm_stream_redis.RedisSinkError`; at the end a terminal entry
+  flagged ``incomplete`` is attempted so readers learn the log is broken.
+- ``degrade``: the writer stops writing events, logs one warning, flags
+  itself ``degraded`` and keeps trying to write a ``degraded`` terminal
+  entry (so readers get :class:`~schwarm_stream_redis.StreamDegraded`); the
+  stream itself goes on locally.
+
+Entries after the first use ``XADD NOMKSTREAM``: if the key vanished (Redis
+restarted without persistence, the key expired or was deleted) the write is
+refused instead of silently starting a new log with a hole in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ._codec import encode_end, encode_event, encode_start
+from ._errors import RedisSinkError
+from ._keys import entry_id
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from schwarm_stream import Event, Stream
+
+    from ._settings import RedisSettings
+
+__all__ = ["LogWriter"]
+
+log = logging.getLogger("schwarm_stream.redis")
+
+WriterState = Literal["ok", "degraded", "failed"]
+
+# A retried XADD of an entry that already reached Redis (same explicit id) is refused with
+# this message: the entry is there, which is what we wanted.
+_DUPLICATE = "equal or smaller than the target stream top item"
+
+
+class _Terminal:
+    """A queued terminal entry (the last thing a writer writes)."""
+
+    __slots__ = ("fields", "seq")
+
+    def __init__(self, seq: int, fields: dict[str, str]) -> None:
+        self.seq = seq
+        self.fields = fields
+
+
+class LogWriter:
+    """Writes one stream's events to its Redis Stream key, in order, batched.
+
+    Public, read-only view for applications: :attr:`key`, :attr:`tenant`,
+    :attr:`stream_id`, :attr:`state` (``ok``, ``degraded``, ``failed``),
+    :attr:`degraded`, :attr:`error` and :attr:`written_seq` (the highest
+    sequence number Redis acknowledged).
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        key: str,
+        tenant: str,
+        stream: Stream,
+        settings: RedisSettings,
+    ) -> None:
+        self.key = key
+        self.tenant = tenant
+        self.stream_id = stream.id
+        self.state: WriterState = "ok"
+        self.error: RedisSinkError | None = None
+        self.written_seq = -1
+        self.ended = False  # the terminal entry (or degraded marker) is in Redis
+
+        self._client = client
+        self._stream = stream
+        self._s = settings
+        self._pending: deque[Event | _Terminal] = deque()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._busy = False
+        self._paused_by_us = False
+        self._task: asyncio.Task[None] | None = None
+        self._resume_below = max(settings.max_pending // 2, 1)
+
+    @property
+    def degraded(self) -> bool:
+        """True when the stream went on without Redis (``on_redis_error = "degrade"``)."""
+        return self.state == "degraded"
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def open(self, info: Mapping[str, Any]) -> None:
+        """Write the start entry (creating the key), then start the flusher task.
+
+        Awaited once per stream, so a reader handed the stream id afterwards finds the stream.
+        """
+        try:
+            await self._execute([("start", encode_start(info), 0)])
+        except RedisSinkError as err:
+            self._failed(err)
+            if self.state == "failed":
+                raise
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"schwarm-redis-{self.stream_id}"
+        )
+
+    def push(self, event: Event) -> None:
+        """Queue one delivered event (the per-event hot path: an append, no I/O)."""
+        if self.state != "ok":
+            return
+        pending = self._pending
+        pending.append(event)
+        if not self._wake.is_set():
+            self._wake.set()
+        if len(pending) >= self._s.max_pending and not self._paused_by_us:
+            # backpressure: stop pulling from the provider until Redis caught up
+            self._paused_by_us = True
+            self._stream.pause()
+
+    async def finish(
+        self, seq: int, status: str, *, message: Mapping[str, Any] | None, error: Any = None
+    ) -> None:
+        """Queue the terminal entry and wait until Redis has everything (or the writer failed)."""
+        if self.ended:
+            return
+        if self.state == "ok":
+            self._pending.append(_Terminal(seq, encode_end(seq, status, message=message, error=error)))
+            self._wake.set()
+            await self.drain()
+        elif self.state == "failed":
+            # best effort: tell readers the log is broken (Redis may be back by now)
+            await self._write_marker(seq, status if status != "complete" else "error", message, self.error)
+
+    async def drain(self) -> None:
+        """Wait until every queued entry was written (or dropped because the writer failed)."""
+        while (self._pending or self._busy) and self.state == "ok" and self._task is not None:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def close(self, seq: int) -> None:
+        """Stop the flusher; a degraded writer makes one last attempt at its marker first."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if self.state == "degraded" and not self.ended:
+            await self._write_marker(seq, "degraded", None, self.error)
+        self._resume_stream()
+
+    # -- the flusher -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        pending = self._pending
+        batch_max = self._s.batch_max
+        while self.state == "ok":
+            await self._wake.wait()
+            self._wake.clear()
+            while pending and self.state == "ok":
+                n = min(len(pending), batch_max)
+                batch = [pending.popleft() for _ in range(n)]
+                self._busy = True
+                try:
+                    await self._execute([self._entry(item) for item in batch])
+                    if isinstance(batch[-1], _Terminal):
+                        self.ended = True
+                except RedisSinkError as err:
+                    self._failed(err)
+                finally:
+                    self._busy = False
+                if self._paused_by_us and len(pending) <= self._resume_below:
+                    self._resume_stream()
+            self._drained.set()
+        if self.state == "degraded":
+            await self._retry_marker()
+
+    @staticmethod
+    def _entry(item: Event | _Terminal) -> tuple[str, dict[str, str], int]:
+        if isinstance(item, _Terminal):
+            return ("end", item.fields, item.seq)
+        return ("event", encode_event(item), item.seq)
+
+    async def _execute(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
+        """One pipeline round trip: XADD every entry, then EXPIRE. Raises RedisSinkError."""
+        s = self._s
+        pipe = self._client.pipeline(transaction=False)
+        for kind, fields, seq in entries:
+            # only the start entry may create the key; a missing key later means the log was lost
+            pipe.xadd(
+                self.key,
+                fields,  # type: ignore[arg-type]
+                id=entry_id(seq),
+                maxlen=s.maxlen,
+                approximate=True,
+                nomkstream=kind != "start" and kind != "marker",
+            )
+        pipe.expire(self.key, s.ttl)
+        try:
+            results = await asyncio.wait_for(pipe.execute(raise_on_error=False), s.write_timeout)
+        except asyncio.TimeoutError:
+            raise RedisSinkError(
+                f"Redis write to {self.key} took longer than write_timeout={s.write_timeout}s",
+                reason="timeout",
+            ) from None
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise RedisSinkError(
+                f"Redis unavailable while writing {self.key}: {type(exc).__name__}: {exc}",
+                reason="unavailable",
+            ) from exc
+        except RedisError as exc:
+            raise RedisSinkError(f"Redis error while writing {self.key}: {exc}", reason="rejected") from exc
+        for (_kind, _, seq), res in zip(entries, results, strict=False):
+            if isinstance(res, ResponseError) and _DUPLICATE in str(res):
+                continue  # a retried write that had already landed
+            if isinstance(res, BaseException):
+                reason = "unavailable" if isinstance(res, (RedisConnectionError, OSError)) else "rejected"
+                raise RedisSinkError(
+                    f"Redis refused entry seq={seq} of {self.key}: {res}", reason=reason
+                ) from res
+            if res is None:
+                raise RedisSinkError(
+                    f"the Redis log {self.key} vanished mid-stream (server restarted without persistence, "
+                    f"key expired or deleted) before entry seq={seq}",
+                    reason="log_lost",
+                )
+            self.written_seq = seq
+
+    # -- failure -----------------------------------------------------------------------------------
+
+    def _failed(self, err: RedisSinkError) -> None:
+        if self.state != "ok":
+            return
+        err.stream_id = self.stream_id
+        self.error = err
+        self._pending.clear()
+        if self._s.on_redis_error == "fail":
+            self.state = "failed"
+            log.warning("stream %s: Redis log failed, failing the stream: %s", self.stream_id, err)
+            self._stream.abort(err)
+        else:
+            self.state = "degraded"
+            log.warning(
+                "stream %s: Redis log degraded, continuing without Redis (readers will be told): %s",
+                self.stream_id,
+                err,
+            )
+        self._resume_stream()
+        self._drained.set()
+        self._wake.set()  # let the flusher see the new state
+
+    def _resume_stream(self) -> None:
+        if self._paused_by_us:
+            self._paused_by_us = False
+            self._stream.resume()
+
+    async def _retry_marker(self) -> None:
+        """Keep trying to write the ``degraded`` marker until it lands or the stream ends."""
+        delay = 0.05
+        while not self.ended:
+            await self._write_marker(self._stream.events_delivered + 1, "degraded", None, self.error)
+            if self.ended:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _write_marker(self, seq: int, status: str, message: Any, error: Any) -> None:
+        """Write a terminal entry flagged ``incomplete`` (may create the key). Never raises."""
+        err = {"type": type(error).__name__, "message": str(error)} if error is not None else None
+        fields = encode_end(seq, status, message=message, error=err)
+        fields["incomplete"] = "1"
+        try:
+            await self._execute([("marker", fields, seq)])
+        except RedisSinkError as exc:
+            log.debug("stream %s: could not write the %s marker yet: %s", self.stream_id, status, exc)
+            return
+        self.ended = True

@@ -1,0 +1,323 @@
+"""The agent loop: stream a turn, run the tool calls, append the results, stream the next turn.
+
+::
+
+    from schwarm_stream.agent import agent_loop, TurnStart, ToolResult
+
+    loop = agent_loop(openai_chat(client, model=..., messages=msgs, tools=schemas),
+                      tools={"get_weather": get_weather})
+    async for event in loop:          # our normalized events, plus turn boundaries and tool results
+        ...
+    loop.message                      # the final assistant message
+    loop.messages                     # the whole conversation, in the provider's own format
+
+Works with :func:`~schwarm_stream.sources.openai_chat` (and compatible servers),
+:func:`~schwarm_stream.sources.anthropic_messages` and
+:func:`~schwarm_stream.sources.openai_responses`. Tool calls are taken only
+from a turn's *final, complete* message: whatever an attempt delivered before
+a retry or recovery reset it is never executed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._events import Event
+from ._message import Message, ToolCall
+from ._pipeline import Pipeline, default_pipeline
+from .sources import AnthropicMessagesSource, OpenAIChatSource, OpenAIResponsesSource, Source
+
+if TYPE_CHECKING:
+    from ._stream import Stream, StreamStats
+
+__all__ = [
+    "AgentEvent",
+    "AgentLoop",
+    "ToolFunction",
+    "ToolResult",
+    "Turn",
+    "TurnEnd",
+    "TurnStart",
+    "agent_loop",
+]
+
+Format = Literal["openai", "anthropic", "responses"]
+
+#: A tool: ``fn(**arguments)``, sync (run in a worker thread) or async.
+ToolFunction = Callable[..., Any]
+
+
+@dataclass(slots=True)
+class TurnStart:
+    """A turn (one model call) begins; ``turn`` counts from 1."""
+
+    turn: int
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """A tool call of the turn's final message was executed.
+
+    ``output`` is the tool's return value; ``content`` the string sent back to
+    the model (``output`` itself when it is a string, else its JSON). When the
+    tool raised, was unknown or got invalid arguments, ``error`` says why and
+    ``content`` is that message (the model sees the error and may try again).
+    """
+
+    turn: int
+    call: ToolCall
+    output: Any = None
+    content: str = ""
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class TurnEnd:
+    """A turn is over: its final message, the tool results it produced and its stream's stats."""
+
+    turn: int
+    message: Message
+    results: list[ToolResult] = field(default_factory=list)
+    stats: StreamStats | None = None
+
+
+AgentEvent = Event | TurnStart | ToolResult | TurnEnd
+"""What iterating an :class:`AgentLoop` yields."""
+
+
+@dataclass(slots=True)
+class Turn:
+    """One finished turn, as kept in :attr:`AgentLoop.turns`."""
+
+    number: int
+    message: Message
+    results: list[ToolResult]
+    stats: StreamStats
+
+
+class AgentLoop:
+    """Runs turns until the model stops calling tools (or ``max_turns`` is reached).
+
+    Iterate it for events, or ``await loop.run()`` for the final message. After
+    the loop: :attr:`message` (final message), :attr:`messages` (the whole
+    conversation in the provider's format, ready for the next user turn),
+    :attr:`turns` and :attr:`outcome`:
+
+    - ``"complete"``: the last message called no tool;
+    - ``"max_turns"``: the model still called tools after ``max_turns`` turns
+      (those calls were not executed);
+    - ``"incomplete"``: a plugin ended a turn with a partial message (its tool
+      calls were not executed);
+    - ``"error"``: a turn failed; its :class:`~schwarm_stream.StreamError` was raised.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        tools: Mapping[str, ToolFunction],
+        *,
+        max_turns: int = 8,
+        pipeline: Pipeline | None = None,
+        plugins: Sequence[Any] | None = None,
+        config: Any = None,
+        format: Format | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
+        if pipeline is not None and (plugins is not None or config is not None):
+            raise TypeError("pass either pipeline= or plugins=/config=, not both")
+        self.source = source
+        self.tools = dict(tools)
+        self.max_turns = max_turns
+        self.format: Format = format or detect_format(source)
+        if pipeline is None:
+            pipeline = (
+                default_pipeline()
+                if plugins is None and config is None
+                else Pipeline(plugins or (), config=config)
+            )
+        self.pipeline = pipeline
+        self.metadata = dict(metadata or {})
+        self.agent_id = agent_id
+        self.messages: list[Any] = _initial_messages(source, self.format)
+        self.turns: list[Turn] = []
+        self.message: Message | None = None
+        self.stream: Stream | None = None
+        self.outcome: str | None = None
+        self._started = False
+
+    def __aiter__(self) -> AsyncIterator[AgentEvent]:
+        if self._started:
+            raise RuntimeError("an AgentLoop runs once; build a new one (or continue from loop.messages)")
+        self._started = True
+        return self._run()
+
+    async def run(self) -> Message:
+        """Run every turn, discarding the events; return the final message."""
+        async for _ in self:
+            pass
+        assert self.message is not None
+        return self.message
+
+    async def _run(self) -> AsyncIterator[AgentEvent]:
+        source = self.source
+        for number in range(1, self.max_turns + 1):
+            yield TurnStart(number)
+            metadata = {**self.metadata, "turn": number}
+            stream = self.pipeline.open(source, metadata=metadata, agent_id=self.agent_id)
+            self.stream = stream
+            try:
+                async with stream:
+                    async for event in stream:
+                        yield event
+            except BaseException:
+                self.message = stream.message
+                self.outcome = "error"
+                raise
+            message = stream.message
+            self.message = message
+            self.messages.extend(_assistant_turn(message, self.format))
+            results: list[ToolResult] = []
+            if not message.complete:
+                self.outcome = "incomplete"  # never run tool calls of a partial message
+            elif not message.tool_calls:
+                self.outcome = "complete"
+            elif number == self.max_turns:
+                self.outcome = "max_turns"
+            else:
+                for call in message.tool_calls:
+                    result = await self._execute(number, call)
+                    results.append(result)
+                    yield result
+                self.messages.extend(_tool_results(results, self.format))
+                source = _with_conversation(source, self.messages, self.format)
+            stats = stream.stats()
+            self.turns.append(Turn(number, message, results, stats))
+            yield TurnEnd(number, message, results, stats)
+            if self.outcome is not None:
+                return
+
+    async def _execute(self, turn: int, call: ToolCall) -> ToolResult:
+        fn = self.tools.get(call.name)
+        if fn is None:
+            known = ", ".join(sorted(self.tools)) or "(none)"
+            return _failed(turn, call, f"unknown tool {call.name!r}; available tools: {known}")
+        if not call.valid:
+            return _failed(turn, call, f"arguments of {call.name!r} are not valid JSON: {call.error}")
+        args = call.parsed
+        try:
+            if inspect.iscoroutinefunction(fn):
+                output = await (fn(**args) if isinstance(args, dict) else fn(args))
+            elif isinstance(args, dict):
+                output = await asyncio.to_thread(fn, **args)
+            else:
+                output = await asyncio.to_thread(fn, args)
+            if inspect.isawaitable(output):  # an async callable object
+                output = await output
+        except Exception as exc:
+            return _failed(turn, call, f"tool {call.name!r} raised {type(exc).__name__}: {exc}")
+        content = output if isinstance(output, str) else json.dumps(output, default=str, ensure_ascii=False)
+        return ToolResult(turn, call, output, content)
+
+
+def agent_loop(
+    source: Source,
+    tools: Mapping[str, ToolFunction],
+    *,
+    max_turns: int = 8,
+    pipeline: Pipeline | None = None,
+    plugins: Sequence[Any] | None = None,
+    config: Any = None,
+    format: Format | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    agent_id: str | None = None,
+) -> AgentLoop:
+    """An :class:`AgentLoop` over ``source`` with ``tools`` (name -> function)."""
+    return AgentLoop(
+        source,
+        tools,
+        max_turns=max_turns,
+        pipeline=pipeline,
+        plugins=plugins,
+        config=config,
+        format=format,
+        metadata=metadata,
+        agent_id=agent_id,
+    )
+
+
+def detect_format(source: Source) -> Format:
+    """The conversation format a source speaks; a clear error for sources without one."""
+    if isinstance(source, OpenAIChatSource):
+        return "openai"
+    if isinstance(source, AnthropicMessagesSource):
+        return "anthropic"
+    if isinstance(source, OpenAIResponsesSource):
+        return "responses"
+    raise TypeError(
+        f"agent_loop() needs an openai_chat, anthropic_messages or openai_responses source, "
+        f"got {type(source).__name__}; pass format='openai'|'anthropic'|'responses' for a source "
+        "that speaks one of them"
+    )
+
+
+def _failed(turn: int, call: ToolCall, error: str) -> ToolResult:
+    return ToolResult(turn, call, None, f"error: {error}", error)
+
+
+def _initial_messages(source: Source, fmt: Format) -> list[Any]:
+    kwargs: Mapping[str, Any] = getattr(source, "kwargs", {})
+    if fmt == "responses":
+        items = kwargs.get("input", [])
+        return [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
+    return list(kwargs.get("messages", []))
+
+
+def _assistant_turn(message: Message, fmt: Format) -> list[Any]:
+    if fmt == "openai":
+        return [message.to_openai()]
+    if fmt == "anthropic":
+        return [message.to_anthropic()]
+    return _responses_items(message)
+
+
+def _responses_items(message: Message) -> list[dict[str, Any]]:
+    # Stateless input items (no server-side state needed): the text, then each call.
+    items: list[dict[str, Any]] = []
+    if message.text:
+        items.append({"role": "assistant", "content": message.text})
+    for t in message.tool_calls:
+        items.append({"type": "function_call", "call_id": t.id, "name": t.name, "arguments": t.arguments})
+    return items
+
+
+def _tool_results(results: list[ToolResult], fmt: Format) -> list[Any]:
+    if fmt == "openai":
+        return [{"role": "tool", "tool_call_id": r.call.id, "content": r.content} for r in results]
+    if fmt == "anthropic":
+        blocks = [
+            {"type": "tool_result", "tool_use_id": r.call.id, "content": r.content}
+            | ({"is_error": True} if r.error else {})
+            for r in results
+        ]
+        return [{"role": "user", "content": blocks}]
+    return [{"type": "function_call_output", "call_id": r.call.id, "output": r.content} for r in results]
+
+
+def _with_conversation(source: Source, messages: list[Any], fmt: Format) -> Source:
+    if fmt == "responses":  # the Responses source has no with_messages(): copy it with a new input
+        clone = copy.copy(source)
+        clone.kwargs = {**source.kwargs, "input": list(messages)}  # type: ignore[attr-defined]
+        return clone
+    with_messages = getattr(source, "with_messages", None)
+    if with_messages is None:
+        raise TypeError(f"{type(source).__name__} has no with_messages(); it cannot run an agent loop")
+    return with_messages(messages)

@@ -1,0 +1,255 @@
+"""Server-Sent Events: a spec-correct encoder and the SSE sink plugin.
+
+Encoding follows the WHATWG rules (html.spec.whatwg.org, "Server-sent events"):
+
+- one ``data:`` line per line of the payload, split on CRLF, lone CR and LF only (never
+  ``str.splitlines()``, which also splits U+2028, U+0085, ... and would change the data);
+- ``id`` and ``event`` values are stripped of CR, LF and NUL, so a value cannot end the field, start
+  another one, or make the browser ignore the id;
+- payloads are JSON by default (JSON escapes CR/LF/NUL), so model output cannot forge an event;
+- ids are the channel's entry ids, equal to ``event.seq`` for a channel's first stream;
+- heartbeats are ``:`` comment lines; ``retry:`` is written only here, from the sink's setting.
+
+The encoder produces the same bytes as sse-starlette's ``ServerSentEvent`` with ``sep="\\n"`` (tested),
+but lives in the core because the core must not depend on Starlette.
+
+The :class:`SSESink` plugin writes every delivered event into a channel's ring buffer
+(:class:`~schwarm_stream.sinks.EventLog`); :meth:`SSESink.frames` turns a subscription (with
+``Last-Event-ID`` resume) into SSE text for any HTTP framework.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from .._stash import StashKey
+from ..hookspecs import hookimpl
+from ._log import HEARTBEAT, ChannelRegistry, EventLog, Item, ResumeGone, parse_last_event_id
+from ._vocab import Formatter, make_formatter
+
+if TYPE_CHECKING:
+    from .._events import Event
+    from .._stream import Stream
+
+__all__ = ["CHANNEL_KEY", "SSE_HEADERS", "SSESink", "encode_entry", "encode_sse"]
+
+#: ``stream.metadata[CHANNEL_KEY]`` names the channel a stream writes into (else one per stream).
+CHANNEL_KEY = "sse_channel"
+
+#: Headers every SSE response should carry: no caching, no proxy buffering (nginx honours
+#: ``X-Accel-Buffering``), the SSE media type.
+SSE_HEADERS: dict[str, str] = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Accel-Buffering": "no",
+}
+
+_LINES = re.compile(r"\r\n|\r|\n")
+_UNSAFE = re.compile(r"[\r\n\0]")
+
+
+def _field(value: str) -> str:
+    return _UNSAFE.sub("", value)
+
+
+def encode_sse(
+    data: str | None = None,
+    *,
+    event: str | None = None,
+    id: str | int | None = None,
+    retry: int | None = None,
+    comment: str | None = None,
+) -> str:
+    """One SSE event (or comment) as text, ending with the blank line that dispatches it.
+
+    ``retry`` must be a non-negative int (milliseconds); anything else is a ``TypeError``/``ValueError``.
+    """
+    lines: list[str] = []
+    if comment is not None:
+        lines.extend(": " + part for part in _LINES.split(comment))
+    if id is not None:
+        lines.append("id: " + _field(str(id)))
+    if event is not None:
+        name = _field(event)
+        if name:
+            lines.append("event: " + name)
+    if data is not None:
+        lines.extend("data: " + part for part in _LINES.split(data))
+    if retry is not None:
+        if not isinstance(retry, int) or isinstance(retry, bool):
+            raise TypeError(f"retry must be an int (milliseconds), got {type(retry).__name__}")
+        if retry < 0:
+            raise ValueError(f"retry must be >= 0, got {retry}")
+        lines.append(f"retry: {retry}")
+    return "\n".join(lines) + "\n\n"
+
+
+def encode_entry(entry_id: int, items: tuple[Item, ...] | list[Item]) -> str:
+    """The SSE text of one log entry: its items as events, the id on the last one only.
+
+    The id goes last so that a client cut off in the middle of an entry resumes before it.
+    """
+    out = []
+    last = len(items) - 1
+    for n, item in enumerate(items):
+        out.append(encode_sse(item.data, event=item.event, id=entry_id if n == last else None))
+    return "".join(out)
+
+
+class _StreamState:
+    __slots__ = ("log", "owned")
+
+    def __init__(self, log: EventLog, owned: bool) -> None:
+        self.log = log
+        self.owned = owned
+
+
+class SSESink:
+    """A sink plugin: every delivered event goes into a channel's ring buffer, formatted once.
+
+    - ``format``: ``"json"`` (default), ``"text"`` (chunk text as plain ``data``), ``"vercel"`` (the AI
+      SDK UI message stream) or a formatter factory;
+    - ``history``: entries kept per channel for ``Last-Event-ID`` resume;
+    - ``retry``: the reconnection delay (ms) sent to browsers at the start of every response;
+    - ``heartbeat``: seconds of silence before a ``:`` comment (``None``: none, e.g. when the HTTP
+      layer pings itself);
+    - ``expose_errors``: include error messages (not only their type) in ``end``/``error`` events.
+
+    A stream writes into ``stream.metadata["sse_channel"]`` when set (open it first with
+    :meth:`channel`; several streams then share one channel, which the caller closes; a channel this
+    sink does not hold is ignored), else — with ``auto_channels`` (the default) — into a channel of its
+    own named after ``stream.id``, closed when the stream ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        format: str | Callable[[], Formatter] = "json",
+        history: int = 1024,
+        retry: int | None = 3000,
+        heartbeat: float | None = 15.0,
+        expose_errors: bool = False,
+        keep_closed: int = 256,
+        auto_channels: bool = True,
+    ) -> None:
+        make_formatter(format)  # validate the name now, not at the first stream
+        self.format = format
+        self.retry = retry
+        self.heartbeat = heartbeat
+        self.expose_errors = expose_errors
+        self.auto_channels = auto_channels
+        self.registry = ChannelRegistry(history=history, keep_closed=keep_closed)
+        self._key: StashKey[_StreamState] = StashKey()
+
+    # -- channels ---------------------------------------------------------------------------------
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers: :data:`SSE_HEADERS` plus the format's own (e.g. the Vercel protocol header)."""
+        return {**SSE_HEADERS, **make_formatter(self.format).headers}
+
+    def channel(self, channel_id: str | None = None) -> EventLog:
+        """Open a channel that several streams can write into (pass ``metadata={"sse_channel": id}``)."""
+        return self.registry.open(channel_id, formatter=make_formatter(self.format))
+
+    def close_channel(self, channel_id: str, *, error: BaseException | None = None) -> None:
+        """Close a channel opened with :meth:`channel` (an ``error`` becomes an error item first)."""
+        log = self.registry.get(channel_id)
+        if log.closed:
+            return
+        items: list[Item] = []
+        if error is not None:
+            info = {"type": type(error).__name__, "message": str(error) if self.expose_errors else None}
+            items.append(Item("producer_error", _json(info)))
+        items.extend(log.formatter.close())
+        log.close(items)
+        self.registry.closed(log)
+
+    def get(self, channel_id: str) -> EventLog:
+        """A channel by id (:class:`~schwarm_stream.sinks.UnknownChannel` if there is none)."""
+        return self.registry.get(channel_id)
+
+    # -- hooks ------------------------------------------------------------------------------------
+
+    @hookimpl
+    def stream_start(self, stream: Stream) -> None:
+        cid = stream.metadata.get(CHANNEL_KEY)
+        if cid is not None:
+            if str(cid) not in self.registry:
+                return  # another sink's channel
+            log, owned = self.registry.get(str(cid)), False
+        elif self.auto_channels:
+            log, owned = self.channel(stream.id), True
+        else:
+            return
+        stream.stash[self._key] = _StreamState(log, owned)
+        log.prefix(log.formatter.stream_start(stream))
+
+    @hookimpl
+    def stream_event(self, stream: Stream, event: Event) -> None:
+        st = stream.stash.get(self._key)
+        if st is not None and not st.log.closed:
+            st.log.append(st.log.formatter.event(event))
+
+    @hookimpl
+    def stream_end(self, stream: Stream) -> None:
+        st = stream.stash.get(self._key)
+        if st is None or st.log.closed:
+            return
+        st.log.append(st.log.formatter.stream_end(stream, expose_errors=self.expose_errors))
+        if st.owned:
+            st.log.close(st.log.formatter.close())
+            self.registry.closed(st.log)
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def frames(
+        self,
+        channel_id: str,
+        last_event_id: str | None = None,
+        *,
+        heartbeat: float | Any | None = ...,
+        max_entries: int | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """SSE text for one HTTP response: ``retry:``, the entries after ``last_event_id``, then live ones.
+
+        Errors for the request (unknown channel, too old, malformed id) are raised before the first
+        frame, so the caller can still answer 404 / 410 / 400. ``max_entries`` ends the response after
+        that many entries (the browser then reconnects with ``Last-Event-ID``).
+        """
+        log = self.registry.get(channel_id)
+        after = parse_last_event_id(last_event_id)
+        log.check(after)
+        return self._frames(log, after, self.heartbeat if heartbeat is ... else heartbeat, max_entries)
+
+    async def _frames(
+        self, log: EventLog, after: int | None, heartbeat: float | None, max_entries: int | None
+    ) -> AsyncGenerator[str, None]:
+        if self.retry is not None:
+            yield encode_sse(retry=self.retry)
+        sent = 0
+        # aclosing: a disconnect closes the subscription now (its subscriber count drops at once)
+        async with aclosing(log.follow(after, heartbeat=heartbeat)) as entries:
+            try:
+                async for entry in entries:
+                    if entry is HEARTBEAT:
+                        yield encode_sse(comment="heartbeat")
+                        continue
+                    if entry.items:
+                        yield encode_entry(entry.id, entry.items)
+                    sent += 1
+                    if max_entries is not None and sent >= max_entries:
+                        return
+            except ResumeGone:
+                # This client fell out of the ring while connected. The status line is long sent:
+                # end the response; the browser reconnects with its Last-Event-ID and gets the 410.
+                yield encode_sse(comment="resume-gone")
+
+
+def _json(obj: Mapping[str, Any]) -> str:
+    from ._vocab import _dumps
+
+    return _dumps(obj)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a loopback provider server and real SDK clients pointed at it.
+
+Test modules that define fixtures of the same name (``server``, ``oai``, ``ant``) override these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from schwarm_stream import Pipeline
+from schwarm_stream._manager import BUILTIN_PLUGINS, ESSENTIAL_PLUGINS
+from schwarm_stream.testing.server import ProviderServer
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ProviderServer]:
+    """A :class:`ProviderServer` on 127.0.0.1, closed (with every connection) after the test."""
+    async with ProviderServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def oai(server: ProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official async OpenAI client, talking to ``server``."""
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url, max_retries=0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def ant(server: ProviderServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The official async Anthropic client, talking to ``server``."""
+    client = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url, max_retries=0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def core_pipeline() -> Callable[..., Pipeline]:
+    """Build a pipeline with only the core: no entry points, no optional built-ins (retry, timeouts, ...).
+
+    ``core_pipeline(*plugins, strict=False, **sections)``; ``sections`` are extra config sections.
+    """
+
+    def make(*plugins: Any, strict: bool = False, **sections: Any) -> Pipeline:
+        optional = sorted(set(BUILTIN_PLUGINS) - ESSENTIAL_PLUGINS)
+        policy = "strict" if strict else "isolate"
+        cfg = {"plugins": {"autoload": False, "disable": optional, "policy": policy}, **sections}
+        return Pipeline(plugins, config=cfg)
+
+    return make

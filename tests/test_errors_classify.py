@@ -1,0 +1,154 @@
+"""Exceptions become one typed error tree; classification through the real SDKs where possible."""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import time
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from schwarm_stream import (
+    ProtocolError,
+    ProviderError,
+    SchwarmStreamError,
+    StreamError,
+    StreamTimeout,
+    TransportError,
+)
+from schwarm_stream.sources import anthropic_messages, openai_chat
+from schwarm_stream.sources._classify import classify, in_band_error, parse_retry_after, redact
+from schwarm_stream.testing.server import JSONReply, ProviderServer, SSEReply, Stall
+
+HI: Any = [{"role": "user", "content": "hi"}]
+
+
+async def chat_error(core_pipeline: Any, client: Any) -> StreamError:
+    with pytest.raises(StreamError) as info:
+        async with core_pipeline().open(openai_chat(client, model="m", messages=HI)) as s:
+            await s.collect()
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("status", "etype", "headers", "retryable"),
+    [
+        (400, "invalid_request_error", {}, False),
+        (401, "authentication_error", {}, False),
+        (408, "timeout", {}, True),
+        (429, "rate_limit_error", {}, True),
+        (429, "insufficient_quota", {}, False),  # waiting does not refill a quota
+        (500, "server_error", {}, True),
+        (503, "server_error", {"x-should-retry": "false"}, False),
+        (400, "invalid_request_error", {"x-should-retry": "true"}, True),
+    ],
+)
+async def test_http_errors_through_the_openai_sdk(
+    status: int,
+    etype: str,
+    headers: dict[str, str],
+    retryable: bool,
+    core_pipeline: Any,
+    server: ProviderServer,
+    oai: openai.AsyncOpenAI,
+) -> None:
+    body = {"error": {"message": "nope", "type": etype, "code": etype}}
+    server.script("openai-chat", JSONReply(status, body, headers=headers))
+    err = await chat_error(core_pipeline, oai)
+    assert type(err) is ProviderError
+    assert (err.status_code, err.error_type, err.retryable, err.in_band) == (status, etype, retryable, False)
+    assert isinstance(err.__cause__, openai.APIStatusError)
+    assert f"HTTP {status}" in str(err)
+
+
+async def test_anthropic_http_529_is_retryable(
+    core_pipeline: Any, server: ProviderServer, ant: anthropic.AsyncAnthropic
+) -> None:
+    body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    server.script("anthropic-messages", JSONReply(529, body, headers={"retry-after": "3"}))
+    with pytest.raises(ProviderError) as info:
+        src = anthropic_messages(ant, model="claude-test", max_tokens=5, messages=HI)
+        async with core_pipeline().open(src) as s:
+            await s.collect()
+    err = info.value
+    assert (err.status_code, err.error_type, err.retryable, err.retry_after) == (
+        529,
+        "overloaded_error",
+        True,
+        3.0,
+    )
+    assert err.provider == "anthropic"
+
+
+async def test_connection_refused_is_a_transport_error(core_pipeline: Any) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1")
+    err = await chat_error(core_pipeline, client)
+    assert type(err) is TransportError and err.retryable and "connection failed" in str(err)
+    await client.close()
+
+
+async def test_sdk_read_timeout_is_a_stream_timeout(core_pipeline: Any, server: ProviderServer) -> None:
+    server.script("openai-chat", SSEReply([Stall()]))
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url, timeout=0.2)
+    err = await chat_error(core_pipeline, client)
+    assert type(err) is StreamTimeout and err.retryable
+    await client.close()
+
+
+def test_in_band_error_shapes() -> None:
+    anthropic_shape = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    flat = {"type": "error", "code": "rate_limit_exceeded", "message": "slow down", "param": None}
+    nested = {"error": {"message": "quota", "type": "insufficient_quota", "code": "insufficient_quota"}}
+    numeric = {"error": {"message": "bad gateway", "code": 502}}
+    got = [in_band_error(b, provider="p") for b in (anthropic_shape, flat, nested, numeric)]
+    assert [(e.status_code, e.error_type, e.retryable, e.in_band) for e in got] == [
+        (529, "overloaded_error", True, True),
+        (429, "rate_limit_exceeded", True, True),
+        (429, "insufficient_quota", False, True),
+        (502, "502", True, True),
+    ]
+
+
+def test_plain_exceptions_are_classified() -> None:
+    import json
+
+    try:
+        json.loads("{x")
+    except json.JSONDecodeError as exc:
+        err = classify(exc, provider="p")
+    assert type(err) is ProtocolError and err.offset == 1
+    assert type(classify(ConnectionResetError("reset"), provider="p")) is TransportError
+    assert type(classify(TimeoutError(), provider="p")) is StreamTimeout
+    other = classify(ValueError("odd"), provider="p")
+    assert type(other) is StreamError and "ValueError" in str(other)
+    same = ProtocolError("x")
+    assert classify(same, provider="p") is same
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert parse_retry_after({"retry-after": "7"}) == 7.0
+    assert parse_retry_after({"retry-after": "-3"}) == 0.0
+    assert parse_retry_after({}) is None and parse_retry_after(None) is None
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    got = parse_retry_after({"retry-after": date})
+    assert got is not None and 25 <= got <= 30
+
+
+def test_redact_masks_keys_and_bearer_tokens() -> None:
+    text = "key sk-ant-abcdef123456 and Authorization: Bearer abc.def-ghi_jkl and sk-proj-XYZ123456"
+    out = redact(text)
+    assert "abcdef123456" not in out and "abc.def-ghi_jkl" not in out and "XYZ123456" not in out
+    assert out.count("[redacted]") == 3
+
+
+def test_error_tree() -> None:
+    for cls in (ProviderError, TransportError, ProtocolError, StreamTimeout):
+        assert issubclass(cls, StreamError) and issubclass(cls, SchwarmStreamError)
