@@ -1,7 +1,7 @@
 """Hedged requests against a provider whose time to first chunk has a heavy tail.
 
 A simulated provider (in process, so only scheduling is measured) answers after
-a first-chunk latency drawn from a mixture: 95 % fast (5–15 ms), 5 % from a
+a first-chunk latency drawn from a mixture: 95 % fast (5-15 ms), 5 % from a
 Pareto tail (≥ 80 ms, capped at 1.5 s) — the shape of real provider queues.
 The same seeded sequence of draws is replayed without and with hedging
 (``HedgePolicy(percentile=90, max_extra_share=0.10)``), side by side in one run.
@@ -125,8 +125,10 @@ def main() -> None:
             f"{name:<12}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}"
             f"{r['extra_requests_share'] * 100:>15.1f}%"
         )
-    print(f"p99 time to first chunk: {result['hedge.p99_speedup']:.1f}x lower with hedging "
-          f"(backups capped at {on['max_extra_share'] * 100:.0f}% of requests)")
+    print(
+        f"p99 time to first chunk: {result['hedge.p99_speedup']:.1f}x lower with hedging "
+        f"(backups capped at {on['max_extra_share'] * 100:.0f}% of requests)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ stream opens; every stream after that reuses the same precomputed hook table.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -140,6 +141,13 @@ class Pipeline:
     def _validate_sections(pm: pluggy.PluginManager, config: Config) -> Config:
         schemas: dict[str, tuple[str, type[BaseModel]]] = {}
         for impl in pm.hook.stream_config_schema.get_hookimpls():
+            if inspect.iscoroutinefunction(impl.function):
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r}: stream_config_schema must be a plain def "
+                    "(the schema is needed before any event loop runs)",
+                    plugin_name=impl.plugin_name,
+                    hook_name="stream_config_schema",
+                )
             result = impl.function()
             for section, model in (result or {}).items():
                 if section in schemas:

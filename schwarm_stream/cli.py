@@ -1,4 +1,4 @@
-"""The ``schwarm-stream`` command: ``demo``, ``run``, ``replay``, ``plugins``, ``completion``.
+"""The ``schwarm-stream`` command: ``demo``, ``run``, ``compare``, ``replay``, ``plugins``, ``completion``.
 
 Exit status: 0 when every stream completed, 1 when a stream failed (or ended
 without its terminator), 2 for usage and configuration errors.
@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
@@ -22,6 +22,9 @@ from ._message import Message
 from ._pipeline import Pipeline
 from ._render import Renderer, format_stats, wants_color
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .multi import ComparisonReport
 
 __all__ = ["cli", "main"]
 
@@ -71,6 +74,7 @@ Examples:
   schwarm-stream demo                      # a tool-calling agent, offline
   schwarm-stream replay corpus/*.sse --json
   schwarm-stream run --model gpt-4o-mini "Say hi"
+  schwarm-stream compare --offline "Hello there"
   schwarm-stream plugins --all
 
 Shell completion: eval "$(schwarm-stream completion bash)" (or zsh, fish).""",
@@ -374,6 +378,135 @@ async def _run(
                 click.echo(click.style("hint: ", fg="yellow") + hint, err=True)
         return EXIT_STREAM
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------
+# compare
+
+# --offline: two offline providers that differ only in pace, so the timing columns differ visibly.
+OFFLINE_PAIR = (("offline-fast", 0.0), ("offline-slow", 0.02))
+
+
+@cli.command(
+    short_help="The same prompt to several models at once: timings, tokens, tool calls, a text diff.",
+    epilog="""\b
+Examples:
+  schwarm-stream compare --offline "Hello there"
+  schwarm-stream compare -m gpt-4o-mini -m gpt-4.1-mini "Write a haiku about rivers"
+  schwarm-stream compare --provider anthropic -m claude-haiku-4-5 -m claude-sonnet-4-5 --json "Hi"
+  schwarm-stream compare --base-url http://localhost:8000/v1 -m model-a -m model-b "Hi"
+
+Exit status: 0 every stream complete, 1 a stream failed, 2 usage or configuration error.""",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(sorted(PROVIDERS)),
+    default="openai",
+    show_default=True,
+    help="Which SDK and API, for every model (the key comes from OPENAI_API_KEY or ANTHROPIC_API_KEY).",
+)
+@click.option("--base-url", help="API base URL shared by every model (an OpenAI-compatible server, a proxy).")
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    help="A model to compare; repeat it (at least two; the same model twice compares two runs).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Compare two built-in offline providers on 127.0.0.1 (no key, no network); one streams 20 ms "
+    "slower per event.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config applied to every stream (as for `run`).",
+)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.argument("prompt")
+def compare(
+    provider: str,
+    base_url: str | None,
+    models: tuple[str, ...],
+    offline: bool,
+    config_path: Path | None,
+    max_tokens: int,
+    as_json: bool,
+    prompt: str,
+) -> None:
+    """Send PROMPT to every model at once and compare the streams side by side.
+
+    The report shows, per stream: time to first chunk, duration, chunks, input and
+    output tokens, tool calls and whether it completed; then a text diff of each
+    answer against the first one's.
+    """
+    if offline and (models or base_url):
+        _fail(
+            "--offline compares the two built-in offline providers: it takes no --model or --base-url",
+            "drop --offline to compare real models, or drop --model/--base-url",
+        )
+    if not offline and len(models) < 2:
+        _fail(
+            f"compare needs at least two --model options (got {len(models)})",
+            "repeat -m: schwarm-stream compare -m MODEL_A -m MODEL_B PROMPT  (or try --offline)",
+        )
+    pipeline = _pipeline(config_path)
+    if offline:
+        report = asyncio.run(_compare_offline(provider, pipeline, max_tokens, prompt))
+    else:
+        env = PROVIDERS[provider]
+        api_key = os.environ.get(env)
+        if not api_key:
+            _fail(
+                f"{env} is not set: `compare --provider {provider}` needs an API key",
+                f"export {env}=...  (or try --offline: no key, no network)",
+            )
+        sources = [_run_source(provider, api_key, base_url, m, max_tokens, prompt) for m in models]
+        report = asyncio.run(_compare_sources(sources, pipeline))
+    out = sys.stdout
+    out.write((_dumps(report.to_dict()) if as_json else report.render()) + "\n")
+    out.flush()
+    failed = [r for r in report.results if not r.complete]
+    if failed and not as_json:
+        url = base_url or DEFAULT_URLS[provider]
+        click.echo(
+            click.style("error: ", fg="red", bold=True)
+            + f"{len(failed)} of {len(report.results)} streams did not complete",
+            err=True,
+        )
+        if any((r.error or "").startswith("TransportError") and not r.chunks for r in failed):
+            click.echo(
+                click.style("hint: ", fg="yellow") + f"could not reach {url}: is --base-url right?", err=True
+            )
+    sys.exit(EXIT_STREAM if failed else EXIT_OK)
+
+
+async def _compare_sources(
+    sources: Sequence[Any], pipeline: Pipeline, names: Sequence[str] | None = None
+) -> ComparisonReport:
+    from .multi import compare as compare_streams
+
+    return await compare_streams(*sources, names=names, pipeline=pipeline)
+
+
+async def _compare_offline(
+    provider: str, pipeline: Pipeline, max_tokens: int, prompt: str
+) -> ComparisonReport:
+    from contextlib import AsyncExitStack
+
+    from .testing.server import OfflineProvider, ProviderServer
+
+    async with AsyncExitStack() as servers:
+        sources = []
+        for name, delay in OFFLINE_PAIR:
+            server = await servers.enter_async_context(ProviderServer(OfflineProvider(chunk_delay=delay)))
+            url = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
+            sources.append(_run_source(provider, "offline", url, name, max_tokens, prompt))
+        return await _compare_sources(sources, pipeline, [name for name, _ in OFFLINE_PAIR])
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -229,7 +229,9 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
     reset), ``"continue"``, ``"fallback"``, ``"resume"``, ``"partial"`` (end
     with the partial message) or ``"raise"``. Stops at the first non-``None``
     result; when nobody decides, the error is raised with the partial message.
-    Called once per failure.
+    Called once per failure, except the caller's own cancellation
+    (:class:`~schwarm_stream.StreamCancelled`, task cancellation, ``break``):
+    that is never retried, so there is nothing to decide.
     """
 
 

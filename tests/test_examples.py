@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
+import selectors
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from httpx_sse import connect_sse
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))  # _provider.py is a helper
+WEB_CHAT = EXAMPLES / "web_chat" / "app.py"  # a server (runs until interrupted): tested on its own below
 
 # A line each example must print: the proof it did its job (on the offline provider). An example not
 # listed here may declare its own line in its header ("Expect: <regex>"); otherwise it must at least
@@ -87,3 +94,61 @@ def test_example_runs(script: Path, runs: dict[str, subprocess.CompletedProcess[
         assert proc.stdout.strip(), f"{script.name} printed nothing"
     else:
         assert re.search(pattern, proc.stdout, re.MULTILINE), proc.stdout
+
+
+@pytest.mark.parametrize("source", sorted(EXAMPLES.rglob("*.py")), ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_every_example_file_starts_with_a_header_comment(source: Path) -> None:
+    docstring = ast.get_docstring(ast.parse(source.read_text(encoding="utf-8")))
+    assert docstring and len(docstring.split()) >= 10, (
+        f"{source.name} needs a header docstring saying what it shows"
+    )
+    if not source.name.startswith("_"):  # runnable: the header says how to run it
+        assert f"python examples/{source.relative_to(EXAMPLES).as_posix()}" in docstring
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first stdout line of ``proc``, or ``""`` when none came within ``timeout`` seconds."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        return proc.stdout.readline() if sel.select(timeout) else ""
+
+
+def test_web_chat_serves_a_tool_calling_answer_over_sse_without_a_browser() -> None:
+    """Its real entry point, driven by an HTTP client the way the page's JavaScript drives it."""
+    proc = subprocess.Popen(
+        [sys.executable, str(WEB_CHAT), "--delay", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=offline_env(),
+        cwd=EXAMPLES.parent,
+    )
+    try:
+        line = _first_line(proc, timeout=60)
+        assert line, f"web_chat printed no URL (exit {proc.poll()})"
+        url = json.loads(line)["url"]
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            page = http.get("/")
+            assert page.status_code == 200 and "EventSource" in page.text
+            channel = http.post("/chat", json={"prompt": "What's the weather in Rome?"}).json()["id"]
+            with connect_sse(http, "GET", f"/chat/{channel}/events") as sse:
+                assert sse.response.headers["content-type"].startswith("text/event-stream")
+                events = [(e.event, json.loads(e.data)) for e in sse.iter_sse() if e.data]
+    finally:
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C does: the app shuts down its servers and exits
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    names = [name for name, _ in events]
+    assert names[-1] == "done" and names.count("done") == 1
+    ends = [data for name, data in events if name == "end"]
+    assert [e["outcome"] for e in ends] == ["complete", "complete"]  # turn 1 calls the tool, turn 2 answers
+    assert ends[0]["tool_calls"][0]["name"] == "get_weather"
+    assert ends[0]["tool_calls"][0]["arguments"] == {"city": "Rome"}
+    text = "".join(data["text"] for name, data in events if name == "chunk" and data["kind"] == "text")
+    assert text.endswith("The tool returned: Sunny and 21 degrees in Rome")
+    assert proc.returncode == 0, err

@@ -375,11 +375,6 @@ async def test_break_without_context_manager_ends_the_span_on_collection(otel: T
     await _break_without_context_manager(otel, {"plugins": {"disable": ["timeouts"]}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug outside this plugin: the timeouts built-in's Watchdog keeps a strong reference to "
-    "the stream (call_later handles), so an abandoned stream is never collected and never ends",
-)
 async def test_break_without_context_manager_with_the_default_plugins(otel: Telemetry) -> None:
     await _break_without_context_manager(otel, None)
 

@@ -15,6 +15,9 @@ from schwarm_stream.ratelimit import RateLimit, TokenBucket
 from schwarm_stream.sources import from_iterator, openai_chat
 from schwarm_stream.testing.server import ProviderServer, Sleep, SSEReply, Stall, openai_chat_events
 
+# One attempt per stream and no entry-point plugins: these tests are about scheduling.
+PIPELINE = Pipeline(config={"plugins": {"autoload": False, "disable": ["retry", "recovery", "timeouts"]}})
+
 
 def chat(server: ProviderServer, model: str) -> Any:
     client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
@@ -42,7 +45,7 @@ async def test_merge_keeps_every_event_exactly_once_and_each_message() -> None:
         b=SSEReply(openai_chat_events(["b1", "b2"], model="b")),
     )
     async with ProviderServer(replies) as server:
-        async with merge(chat(server, "a"), chat(server, "b"), names=["a", "b"]) as m:
+        async with merge(chat(server, "a"), chat(server, "b"), names=["a", "b"], pipeline=PIPELINE) as m:
             tagged = [t async for t in m]
     per_source = {
         name: "".join(t.event.text for t in tagged if t.source == name and isinstance(t.event, Chunk))
@@ -62,7 +65,9 @@ async def test_merge_one_failure_does_not_end_the_others() -> None:
         bad=SSEReply(openai_chat_events(["cut"], finish_reason=None, usage=None, done=False), end="truncate"),
     )
     async with ProviderServer(replies) as server:
-        async with merge(chat(server, "good"), chat(server, "bad"), names=["good", "bad"]) as m:
+        async with merge(
+            chat(server, "good"), chat(server, "bad"), names=["good", "bad"], pipeline=PIPELINE
+        ) as m:
             tagged = [t async for t in m]
     assert m.messages["good"].text == "ok" and m.messages["good"].complete
     assert isinstance(m.errors["bad"], schwarm_stream.StreamError)
@@ -73,12 +78,20 @@ async def test_merge_one_failure_does_not_end_the_others() -> None:
 async def test_merge_fail_fast_raises_and_cancels_the_rest() -> None:
     gate = asyncio.Event()
     replies = by_model(
-        bad=SSEReply([*openai_chat_events(["x"], finish_reason=None, usage=None, done=False)], end="truncate"),
+        bad=SSEReply(
+            [*openai_chat_events(["x"], finish_reason=None, usage=None, done=False)], end="truncate"
+        ),
         slow=SSEReply([openai_chat_events(["slow"])[0], Stall(gate)], end="stall"),
     )
     async with ProviderServer(replies) as server:
         with pytest.raises(schwarm_stream.TransportError):
-            async with merge(chat(server, "bad"), chat(server, "slow"), names=["bad", "slow"], fail_fast=True) as m:
+            async with merge(
+                chat(server, "bad"),
+                chat(server, "slow"),
+                names=["bad", "slow"],
+                fail_fast=True,
+                pipeline=PIPELINE,
+            ) as m:
                 async for _ in m:
                     pass
         await server.wait_connections(0)
@@ -92,6 +105,7 @@ async def test_merge_serves_higher_priority_first_and_is_fair_among_equals() -> 
         from_iterator(["e1", "e2", "e3"]),
         names=["low", "high", "equal"],
         priorities={"high": 10},
+        pipeline=PIPELINE,
     )
     async with m:
         for _ in range(1000):  # let every producer fill its lane (bounded, no wall clock)
@@ -112,7 +126,9 @@ async def test_race_keeps_the_first_to_deliver_content_and_closes_the_losers() -
         fast=SSEReply(openai_chat_events(["fast", "!"])),
     )
     async with ProviderServer(replies) as server:
-        async with race(chat(server, "slow"), chat(server, "fast"), names=["slow", "fast"]) as r:
+        async with race(
+            chat(server, "slow"), chat(server, "fast"), names=["slow", "fast"], pipeline=PIPELINE
+        ) as r:
             texts = [e.text async for e in r if isinstance(e, Chunk)]
             # The loser's stalled connection is closed at once; only the winner's
             # finished keep-alive connection may stay in the client's pool.
@@ -124,14 +140,16 @@ async def test_race_keeps_the_first_to_deliver_content_and_closes_the_losers() -
 
 
 async def test_race_win_on_complete_and_no_winner() -> None:
-    async with race(words("a", "b", first=0.01), words("c"), names=["x", "y"], win_on="complete") as r:
+    async with race(
+        words("a", "b", first=0.01), words("c"), names=["x", "y"], win_on="complete", pipeline=PIPELINE
+    ) as r:
         assert "".join([e.text async for e in r if isinstance(e, Chunk)]) in ("ab", "c")
     assert r.winner in ("x", "y")
 
     def broken() -> Any:
         raise ValueError("boom: not retryable")
 
-    async with race(from_iterator(broken), from_iterator(broken), names=["a", "b"]) as r2:
+    async with race(from_iterator(broken), from_iterator(broken), names=["a", "b"], pipeline=PIPELINE) as r2:
         with pytest.raises(NoWinner) as info:
             async for _ in r2:
                 pass
@@ -141,7 +159,7 @@ async def test_race_win_on_complete_and_no_winner() -> None:
 async def test_hedge_starts_the_backup_only_when_due() -> None:
     async with ProviderServer() as server:
         server.script("openai-chat", SSEReply(openai_chat_events(["quick"])))
-        async with hedge(chat(server, "p"), chat(server, "b"), delay=5.0) as h:
+        async with hedge(chat(server, "p"), chat(server, "b"), delay=60.0, pipeline=PIPELINE) as h:
             assert "".join([e.text async for e in h if isinstance(e, Chunk)]) == "quick"
         assert h.winner == "primary" and h.started == ["primary"]
         assert len(server.requests) == 1  # the backup never went out
@@ -152,7 +170,7 @@ async def test_hedge_starts_the_backup_only_when_due() -> None:
         b=SSEReply(openai_chat_events(["backup"])),
     )
     async with ProviderServer(replies) as server:
-        async with hedge(chat(server, "p"), chat(server, "b"), delay=0.05) as h:
+        async with hedge(chat(server, "p"), chat(server, "b"), delay=0.05, pipeline=PIPELINE) as h:
             assert "".join([e.text async for e in h if isinstance(e, Chunk)]) == "backup"
             await server.wait_connections(1)  # the stalled primary was closed
         assert h.winner == "backup" and h.started == ["primary", "backup"]
@@ -163,7 +181,7 @@ async def test_hedge_starts_the_backup_at_once_when_the_primary_fails() -> None:
     def broken() -> Any:
         raise ValueError("boom: not retryable")
 
-    async with hedge(from_iterator(broken), words("rescued"), delay=30.0) as h:
+    async with hedge(from_iterator(broken), words("rescued"), delay=30.0, pipeline=PIPELINE) as h:
         assert [e.text async for e in h if isinstance(e, Chunk)] == ["rescued"]
     assert h.winner == "backup"
 
@@ -227,7 +245,7 @@ async def test_compare_reports_numbers_and_a_text_diff() -> None:
         b=SSEReply(openai_chat_events(["Hello\n", "there"], model="b")),
     )
     async with ProviderServer(replies) as server:
-        report = await compare(chat(server, "a"), chat(server, "b"), names=["a", "b"])
+        report = await compare(chat(server, "a"), chat(server, "b"), names=["a", "b"], pipeline=PIPELINE)
     a, b = report.results
     assert (a.text, b.text) == ("Hello\nworld", "Hello\nthere")
     assert a.chunks == 2 and b.complete and a.output_tokens is not None

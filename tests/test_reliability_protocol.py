@@ -59,10 +59,6 @@ async def _message(source: Callable[..., Any], protocol: str) -> Any:
 # -- row 13: comments, unknown fields, colon-less lines, CR / CRLF line ends ----------------------------
 
 
-# Known bug (sources/_sse.py): iter_sse never flushes httpx-sse's SSELineDecoder at the end of the
-# body, so with lone-CR line ends the final blank line (and with it the terminator event) is never
-# dispatched. Chat survives it (complete on finish_reason). strict: this fails once it is fixed.
-_CR_BUG = pytest.mark.xfail(strict=True, reason="iter_sse does not flush the line decoder at EOF")
 _NEWLINES = [
     pytest.param(b"\n", id="LF"),
     pytest.param(b"\r\n", id="CRLF"),
@@ -72,13 +68,7 @@ _NEWLINES = [
 
 @pytest.mark.parametrize(
     ("protocol", "newline"),
-    [
-        pytest.param(
-            p, n.values[0], id=f"{p}-{n.id}", marks=_CR_BUG if n.id == "CR" and p != "openai-chat" else ()
-        )
-        for p in PROTOCOLS
-        for n in _NEWLINES
-    ],
+    [pytest.param(p, n.values[0], id=f"{p}-{n.id}") for p in PROTOCOLS for n in _NEWLINES],
 )
 async def test_row13_odd_but_valid_sse_framing_is_golden(
     server: ProviderServer, source: Callable[..., Any], protocol: str, newline: bytes

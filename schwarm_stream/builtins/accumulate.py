@@ -203,8 +203,25 @@ def _tool_delta(state: _State, d: ToolCallDelta, stream: Stream) -> None:
     if tool is not None and d.id and tool.id and d.id != tool.id:
         # Same index, new id: a server reusing an index for the next call.
         index = max(ch.tools) + 1
-        ch.remap[d.index] = index
         tool = None
+        new_index = True
+    else:
+        new_index = False
+    frag = d.arguments
+    n = len(frag)
+    if n:  # caps first: a refused fragment leaves no trace in the partial message
+        if n > state.max_event or state.nbytes + n > state.max_message:
+            _limit(state, n, stream)
+        limit = state.limits.max_tool_arguments_bytes
+        if (tool.nbytes if tool is not None else 0) + n > limit:
+            raise LimitExceeded(
+                f"tool call {(tool.id if tool is not None else None) or d.id or index!r} arguments exceed "
+                f"limits.max_tool_arguments_bytes={limit}",
+                limit="max_tool_arguments_bytes",
+                provider=stream.provider,
+            )
+    if new_index:
+        ch.remap[d.index] = index
     if tool is None:
         tool = ch.tools[index] = ToolCallState(index)
         ch.order.append(("tool", index, ""))
@@ -212,21 +229,9 @@ def _tool_delta(state: _State, d: ToolCallDelta, stream: Stream) -> None:
         tool.id = d.id
     if d.name and tool.name is None:
         tool.name = d.name
-    frag = d.arguments
-    if frag:
-        n = len(frag)
+    if n:
         tool.nbytes += n
         state.nbytes += n
-        if n > state.max_event or state.nbytes > state.max_message:
-            _limit(state, n, stream)
-        limits = state.limits
-        if tool.nbytes > limits.max_tool_arguments_bytes:
-            raise LimitExceeded(
-                f"tool call {tool.id or index!r} arguments exceed limits.max_tool_arguments_bytes="
-                f"{limits.max_tool_arguments_bytes}",
-                limit="max_tool_arguments_bytes",
-                provider=stream.provider,
-            )
         tool.fragments.append(frag)
 
 

@@ -220,10 +220,10 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
         # The retry plugin declined (not retryable, attempts, deadline or budget used up).
         mode = cfg.fallback_before_commit
         if mode == "any" or (mode == "retryable" and not_retryable_reason(error) is None):
-            nxt = _next_fallback(stream, st)
-            if nxt is not None:
+            first = _next_fallback(stream, st)
+            if first is not None:
                 st.fallback_index += 1
-                return Recovery("fallback", source=nxt, reason=f"{type(error).__name__} before content")
+                return Recovery("fallback", source=first, reason=f"{type(error).__name__} before content")
         return "raise"
 
     strategies = _strategies(stream, error)

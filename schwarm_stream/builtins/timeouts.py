@@ -27,6 +27,7 @@ noticed between ``t`` and ``t * (1 + 1/TICKS)`` seconds after the last event.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import TYPE_CHECKING
 
 from .._errors import StreamTimeout
@@ -61,7 +62,9 @@ class Watchdog:
     )
 
     def __init__(self, stream: Stream, cfg: TimeoutsConfig, loop: asyncio.AbstractEventLoop) -> None:
-        self._stream = stream
+        # Weak: pending timer handles must not keep an abandoned stream alive (it
+        # could then never be collected, and its stream_end would never run).
+        self._stream = weakref.ref(stream)
         self._loop = loop
         self.cfg = cfg
         periods = [t for t in (cfg.first_chunk, cfg.idle) if t is not None]
@@ -80,7 +83,9 @@ class Watchdog:
 
     def arm(self, delay: float) -> None:
         """A new attempt opens after ``delay`` seconds of backoff: restart the attempt clocks."""
-        s = self._stream
+        s = self._stream()
+        if s is None:
+            return
         now = self._loop.time()
         self._attempt_start = now + delay
         self._content0 = s.chunks + s.tool_call_deltas
@@ -98,7 +103,9 @@ class Watchdog:
 
     def _on_total(self) -> None:
         self._total = None
-        s = self._stream
+        s = self._stream()
+        if s is None:
+            return
         err = StreamTimeout(
             f"{s.provider}: the stream took longer than timeouts.total={self.cfg.total:g}s",
             kind="total",
@@ -109,8 +116,8 @@ class Watchdog:
 
     def _tick(self) -> None:
         self._check = None
-        s = self._stream
-        if s.outcome is not None:
+        s = self._stream()
+        if s is None or s.outcome is not None:
             return
         now = self._loop.time()
         events = s.events_received

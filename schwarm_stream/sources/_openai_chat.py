@@ -23,7 +23,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ProtocolError, StreamIncomplete
+from .._errors import ProtocolError, StreamIncomplete, StreamTimeout, TransportError
 from .._events import Chunk, Event, Finish, ResponseInfo, ToolCallDelta, Usage
 from ._base import Source, require
 from ._classify import in_band_error
@@ -224,6 +224,11 @@ async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> A
                 break
             for out in norm.feed(decode_object(data, ev.offset, provider)):
                 yield out
+    except (TransportError, StreamTimeout):
+        # Every choice already has its finish_reason: the content is whole, only
+        # the usage chunk and [DONE] were lost with the connection.
+        if not norm.complete:
+            raise
     finally:  # close the body now, not when the garbage collector finds it (also on errors)
         await aclose(sse)
     if not norm.complete:

@@ -63,10 +63,11 @@ async def iter_sse(
         if not text:
             continue
         for line in lines.decode(text):
+            if not line:
+                pending = 0  # a blank line ends an event (dispatched or not: keep-alive comments)
             sse = decoder.decode(line)
             if sse is None:
                 continue
-            pending = 0
             data = sse.data
             if data:
                 if len(data) > max_event_bytes:
@@ -77,6 +78,19 @@ async def iter_sse(
                         provider=provider,
                     )
                 yield SSE(sse.event, data, offset)
+        if pending > max_event_bytes:  # an event of many lines still growing past the cap
+            raise LimitExceeded(
+                f"a single SSE event exceeds limits.max_event_bytes={max_event_bytes} (at byte {offset})",
+                limit="max_event_bytes",
+                provider=provider,
+            )
+    # A body ending in a lone CR: the line decoder holds that CR back in case an
+    # LF follows; at the end it is a line end, and may be the blank line that
+    # dispatches the last event. A non-empty unterminated line stays undispatched.
+    if lines.flush() == [""]:
+        sse = decoder.decode("")
+        if sse is not None and sse.data:
+            yield SSE(sse.event, sse.data, offset)
     try:
         utf8.decode(b"", final=True)
     except UnicodeDecodeError as exc:
