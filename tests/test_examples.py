@@ -152,3 +152,18 @@ def test_web_chat_serves_a_tool_calling_answer_over_sse_without_a_browser() -> N
     text = "".join(data["text"] for name, data in events if name == "chunk" and data["kind"] == "text")
     assert text.endswith("The tool returned: Sunny and 21 degrees in Rome")
     assert proc.returncode == 0, err
+
+
+def test_fastapi_sse_client_got_every_event_once_in_order(
+    runs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """What docs/web.md says the client receives: each event type, each with the next ``id:``."""
+    proc = runs["fastapi_sse.py"]
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split(maxsplit=2) for line in proc.stdout.splitlines() if line.startswith("id=")]
+    ids = [int(line[0].removeprefix("id=")) for line in lines]
+    names = [line[1] for line in lines]
+    assert ids == list(range(1, len(ids) + 1))
+    assert names[0] == "response" and names[-2:] == ["end", "done"]
+    assert set(names) == {"response", "chunk", "finish", "usage", "end", "done"}
+    assert json.loads(lines[-2][2])["outcome"] == "complete"

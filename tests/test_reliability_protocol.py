@@ -10,6 +10,7 @@ import anthropic
 import openai
 import pytest
 
+from schwarm_stream import ProtocolError
 from schwarm_stream.testing import switches
 from schwarm_stream.testing.faults import (
     PROTOCOLS,
@@ -202,3 +203,18 @@ async def test_row20_duplicated_events_are_delivered_once(
     seen, error = await consume(fault_pipeline().open(source("openai-responses")))
     assert error is None and seen.seqs_contiguous()
     assert seen.text() == golden("openai-responses", events)["text"]
+
+
+async def test_row20_a_gap_in_sequence_numbers_is_an_error_with_the_partial(
+    server: ProviderServer, source: Callable[..., Any]
+) -> None:
+    events = golden_events("openai-responses", tool=TOOL)
+    deltas = [i for i, ev in enumerate(events) if b"output_text.delta" in ev]
+    kept = [ev for i, ev in enumerate(events) if i != deltas[1]]  # one text delta lost on the way
+    server.script("openai-responses", SSEReply(kept))
+    seen, error = await consume(
+        fault_pipeline(recovery={"mid_stream": "raise"}).open(source("openai-responses"))
+    )
+    assert isinstance(error, ProtocolError) and "1 event(s) missing" in str(error)
+    assert error.partial is not None and error.partial.text == seen.text()  # exactly what was delivered
+    assert not error.partial.complete

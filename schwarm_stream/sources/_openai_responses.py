@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import StreamIncomplete
+from .._errors import ProtocolError, StreamIncomplete
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from .._stash import StashKey
 from ._base import Source, require
@@ -60,8 +60,18 @@ class ResponsesNormalizer:
     def feed(self, d: Mapping[str, Any]) -> list[Event]:
         seqno = d.get("sequence_number")
         if seqno is not None:
-            if self.last_sequence is not None and seqno <= self.last_sequence:
-                return []  # already delivered (replayed after a resume)
+            last = self.last_sequence
+            if last is not None:
+                if seqno <= last:
+                    return []  # already delivered (replayed after a resume)
+                if seqno != last + 1:
+                    # Events were lost between us and the provider: what follows would
+                    # silently miss text or arguments.
+                    raise ProtocolError(
+                        f"openai: sequence_number jumped from {last} to {seqno}: "
+                        f"{seqno - last - 1} event(s) missing",
+                        provider="openai",
+                    )
             self.last_sequence = seqno
         t = d.get("type", "")
         kind = _TEXT_KIND.get(t)
