@@ -7,6 +7,7 @@ Real SDK clients, real sockets, the loopback ProviderServer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -75,12 +76,14 @@ async def source(server: ProviderServer) -> AsyncIterator[Callable[..., Any]]:
     await ant.close()
 
 
-def _in_band_error(protocol: str) -> list[bytes]:
+def _in_band_error(protocol: str, after: list[bytes]) -> list[bytes]:
+    """An in-band error event spliced after ``after`` (Responses: with the next sequence number)."""
     if protocol == "anthropic-messages":
         return [anthropic_error_event("overloaded_error", "Overloaded")]
     if protocol == "openai-chat":
         return [openai_error_chunk()]
-    return responses_error_events(sequence_number=900)
+    last = json.loads(after[-1].decode().split("data: ", 1)[1])["sequence_number"]
+    return responses_error_events(sequence_number=last + 1)
 
 
 async def _run(server: ProviderServer, src: Any, **config: Any) -> Any:
@@ -227,7 +230,9 @@ async def test_row12_in_band_error_mid_stream_restart_is_golden(
 ) -> None:
     events = golden_events(protocol, tool=TOOL)
     cut = content_indices(protocol, events)[3]
-    server.script(ROUTE_OF[protocol], SSEReply(events[:cut] + _in_band_error(protocol)), SSEReply(events))
+    server.script(
+        ROUTE_OF[protocol], SSEReply(events[:cut] + _in_band_error(protocol, events[:cut])), SSEReply(events)
+    )
     pipe = fault_pipeline(recovery={"mid_stream": "restart"})
     async with pipe.open(source(protocol)) as stream:
         message = await stream.collect()
@@ -241,7 +246,7 @@ async def test_row12_in_band_error_with_raise_names_the_provider_type(
 ) -> None:
     events = golden_events(protocol)
     cut = content_indices(protocol, events)[3]
-    server.script(ROUTE_OF[protocol], SSEReply(events[:cut] + _in_band_error(protocol)))
+    server.script(ROUTE_OF[protocol], SSEReply(events[:cut] + _in_band_error(protocol, events[:cut])))
     seen, error = await _run(server, source(protocol))
     assert isinstance(error, ProviderError) and error.in_band and error.committed
     expected_type = "overloaded_error" if protocol == "anthropic-messages" else "server_error"

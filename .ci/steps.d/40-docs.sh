@@ -2,4 +2,4 @@
 # Build the documentation site in strict mode: broken links and missing references fail CI.
 set -euo pipefail
 pip install -q -e '.[docs]'
-mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
+mkdocs build --strict --site-dir "$(mktemp -d)"
