@@ -5,7 +5,7 @@ Test modules that define fixtures of the same name (``server``, ``oai``, ``ant``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anthropic
@@ -14,6 +14,8 @@ import pytest
 
 from schwarm_stream import Pipeline
 from schwarm_stream._manager import BUILTIN_PLUGINS, ESSENTIAL_PLUGINS
+from schwarm_stream.testing import switches
+from schwarm_stream.testing.faults import sdk_source
 from schwarm_stream.testing.server import ProviderServer
 
 
@@ -52,5 +54,22 @@ def core_pipeline() -> Callable[..., Pipeline]:
         policy = "strict" if strict else "isolate"
         cfg = {"plugins": {"autoload": False, "disable": optional, "policy": policy}, **sections}
         return Pipeline(plugins, config=cfg)
+
+    return make
+
+
+@pytest.fixture
+def no_waits() -> Iterator[None]:
+    """Every retry backoff and Retry-After wait is skipped (``schwarm_stream.testing.switches``)."""
+    with switches.no_waits():
+        yield
+
+
+@pytest.fixture
+def sdk_sources(oai: openai.AsyncOpenAI, ant: anthropic.AsyncAnthropic) -> Callable[..., Any]:
+    """``make(protocol, **kw)``: a source for ``protocol`` through the real SDK client talking to ``server``."""
+
+    def make(protocol: str, **kw: Any) -> Any:
+        return sdk_source(protocol, ant if protocol == "anthropic-messages" else oai, **kw)
 
     return make

@@ -8,11 +8,9 @@ Real SDK clients, real sockets, the loopback ProviderServer.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import anthropic
-import openai
 import pytest
 
 from schwarm_stream import (
@@ -25,7 +23,6 @@ from schwarm_stream import (
     StreamTimeout,
     TransportError,
 )
-from schwarm_stream.testing import switches
 from schwarm_stream.testing.faults import (
     PROTOCOLS,
     ROUTE_OF,
@@ -34,7 +31,6 @@ from schwarm_stream.testing.faults import (
     fault_pipeline,
     golden,
     golden_events,
-    sdk_source,
     view,
 )
 from schwarm_stream.testing.server import (
@@ -50,30 +46,12 @@ from schwarm_stream.testing.server import (
 TOOL = {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}
 
 
-@pytest.fixture(autouse=True)
-def _no_waits() -> Iterator[None]:
-    with switches.no_waits():
-        yield
+pytestmark = pytest.mark.usefixtures("no_waits")
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    async with ProviderServer() as srv:
-        yield srv
-    assert srv.connections_open() == 0
-
-
-@pytest.fixture
-async def source(server: ProviderServer) -> AsyncIterator[Callable[..., Any]]:
-    oai = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
-    ant = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
-
-    def make(protocol: str, **kw: Any) -> Any:
-        return sdk_source(protocol, ant if protocol == "anthropic-messages" else oai, **kw)
-
-    yield make
-    await oai.close()
-    await ant.close()
+def source(sdk_sources: Callable[..., Any]) -> Callable[..., Any]:
+    return sdk_sources
 
 
 def _in_band_error(protocol: str, after: list[bytes]) -> list[bytes]:

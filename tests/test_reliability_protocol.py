@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import anthropic
-import openai
 import pytest
 
 from schwarm_stream import ProtocolError
@@ -19,7 +17,6 @@ from schwarm_stream.testing.faults import (
     fault_pipeline,
     golden,
     golden_events,
-    sdk_source,
     view,
 )
 from schwarm_stream.testing.server import ProviderServer, Split, SSEReply, sse
@@ -34,22 +31,8 @@ def _no_waits() -> Iterator[None]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    async with ProviderServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def source(server: ProviderServer) -> AsyncIterator[Callable[..., Any]]:
-    oai = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
-    ant = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
-
-    def make(protocol: str, **kw: Any) -> Any:
-        return sdk_source(protocol, ant if protocol == "anthropic-messages" else oai, **kw)
-
-    yield make
-    await oai.close()
-    await ant.close()
+def source(sdk_sources: Callable[..., Any]) -> Callable[..., Any]:
+    return sdk_sources
 
 
 async def _message(source: Callable[..., Any], protocol: str) -> Any:

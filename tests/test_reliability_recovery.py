@@ -7,23 +7,19 @@ was delivered. A tool call delivered whole is never replayed silently.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import anthropic
-import openai
 import pytest
 
 from schwarm_stream import ProviderError, Reset, StreamIncomplete, TransportError
 from schwarm_stream.builtins.recovery import final_tool_calls, with_fallbacks
-from schwarm_stream.testing import switches
 from schwarm_stream.testing.faults import (
     consume,
     content_indices,
     fault_pipeline,
     golden,
     golden_events,
-    sdk_source,
     view,
 )
 from schwarm_stream.testing.server import (
@@ -39,30 +35,12 @@ from schwarm_stream.testing.server import (
 TOOL = {"name": "get_weather", "arguments": {"city": "Paris"}}
 
 
-@pytest.fixture(autouse=True)
-def _no_waits() -> Iterator[None]:
-    with switches.no_waits():
-        yield
+pytestmark = pytest.mark.usefixtures("no_waits")
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    async with ProviderServer() as srv:
-        yield srv
-    assert srv.connections_open() == 0
-
-
-@pytest.fixture
-async def source(server: ProviderServer) -> AsyncIterator[Callable[..., Any]]:
-    oai = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
-    ant = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
-
-    def make(protocol: str, **kw: Any) -> Any:
-        return sdk_source(protocol, ant if protocol == "anthropic-messages" else oai, **kw)
-
-    yield make
-    await oai.close()
-    await ant.close()
+def source(sdk_sources: Callable[..., Any]) -> Callable[..., Any]:
+    return sdk_sources
 
 
 # -- restart ---------------------------------------------------------------------------------------

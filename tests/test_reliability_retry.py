@@ -8,10 +8,9 @@ no content from a failed attempt. Real SDK clients over real sockets to the Prov
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import anthropic
 import openai
 import pytest
 
@@ -70,30 +69,12 @@ class AttemptLog:
         self.attempts.append(attempt)
 
 
-@pytest.fixture(autouse=True)
-def _no_waits() -> Iterator[None]:
-    with switches.no_waits():
-        yield
+pytestmark = pytest.mark.usefixtures("no_waits")
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    async with ProviderServer() as srv:
-        yield srv
-    assert srv.connections_open() == 0
-
-
-@pytest.fixture
-async def source(server: ProviderServer) -> AsyncIterator[Callable[..., Any]]:
-    oai = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
-    ant = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
-
-    def make(protocol: str, **kw: Any) -> Any:
-        return sdk_source(protocol, ant if protocol == "anthropic-messages" else oai, **kw)
-
-    yield make
-    await oai.close()
-    await ant.close()
+def source(sdk_sources: Callable[..., Any]) -> Callable[..., Any]:
+    return sdk_sources
 
 
 async def _golden_after_faults(

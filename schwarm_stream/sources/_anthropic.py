@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ProtocolError, StreamIncomplete
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
-from ._base import Source, require
+from ._base import Source, require, without_retries
 from ._classify import in_band_error
 from ._http import sse_events
 from ._openai_chat import aclose, decode_object, drain
@@ -169,7 +169,7 @@ class AnthropicMessagesSource(Source):
         for key in ("model", "messages", "max_tokens"):
             if key not in create_kwargs:
                 raise TypeError(f"anthropic_messages() needs {key}=...")
-        self.client = client.with_options(max_retries=0)
+        self.client = without_retries(client)
         self.kwargs = {**create_kwargs, "stream": True}
         self.model = create_kwargs["model"]
         self.max_event_bytes = max_event_bytes

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ProtocolError, StreamIncomplete, StreamTimeout, TransportError
 from .._events import Chunk, Event, Finish, ResponseInfo, ToolCallDelta, Usage
-from ._base import Source, require
+from ._base import Source, require, without_retries
 from ._classify import in_band_error
 from ._http import sse_events
 
@@ -258,7 +258,7 @@ class OpenAIChatSource(Source):
         require("openai", "openai")
         if "model" not in create_kwargs or "messages" not in create_kwargs:
             raise TypeError("openai_chat() needs model=... and messages=...")
-        self.client = client.with_options(max_retries=0)
+        self.client = without_retries(client)
         self.kwargs = dict(create_kwargs)
         self.kwargs["stream"] = True
         if include_usage and "stream_options" not in self.kwargs:
