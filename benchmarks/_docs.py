@@ -153,8 +153,9 @@ Versions: {vers}.
 - **In process**: each row iterates an async generator over prebuilt items, so every row includes the
   `floor` (that bare iteration). Each contender gets the objects its own client would hand it: the OpenAI SDK
   accumulator `ChatCompletionChunk` models (built as the SDK builds them), Anthropic's `accumulate_event` its event
-  models, LangChain `AIMessageChunk`s; schwarm_stream rows get the parsed chunk dicts and run the real
-  normalizer on them, so they **include normalization**, which the others' prebuilt objects do not. Rows run in
+  models, LangChain `AIMessageChunk`s, schwarm_stream rows its normalized events (prebuilt, as the others'
+  objects are); `schwarm.default+normalize` starts from the parsed chunk dicts instead and so also pays for
+  the real Chat Completions normalizer, which the others' prebuilt objects do not. Rows run in
   interleaved rounds (every row once per round); "x floor" is the median of the per-round ratios.
 - **`schwarm.default`** is `Pipeline()`'s built-ins with the metrics plugin given an OpenTelemetry **SDK**
   `MeterProvider`. Active in this run: {active}.{f" Not present in this checkout: {missing}." if missing else ""}

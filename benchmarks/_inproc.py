@@ -4,9 +4,9 @@ Every case iterates an async generator over prebuilt items, so each includes
 the floor (the bare iteration). The contenders get what they would get from
 their own client: the OpenAI SDK accumulator gets ``ChatCompletionChunk``
 objects built the way the SDK builds them, Anthropic's gets its event models,
-LangChain gets ``AIMessageChunk`` objects; schwarm_stream gets the parsed
-chunk dicts and runs its real normalizer on them (so its rows include
-normalization, the others' do not include building their objects).
+LangChain gets ``AIMessageChunk`` objects, schwarm_stream gets its normalized
+events. ``schwarm.default+normalize`` starts from the parsed chunk dicts and
+runs the real normalizer too (building the others' objects is not counted).
 """
 
 from __future__ import annotations

@@ -155,6 +155,7 @@ class Stream:
         self.resets = 0
         self.dropped_events = 0  # bumped by fanout queues that drop events; flagged on the message
         self.reading = False  # awaiting the provider right now (timeouts look at this)
+        self.running_hook: Impl | None = None  # an async hook implementation being awaited right now
         self._in_backoff = False  # sleeping before the next attempt (abort interrupts it)
         self._abort_interrupting = False  # abort() has cancelled the task; not yet delivered
 
@@ -603,7 +604,11 @@ class Stream:
                 try:
                     r = impl.fn(self, e)
                     if impl.is_async:
-                        r = await r
+                        self.running_hook = impl
+                        try:
+                            r = await r
+                        finally:
+                            self.running_hook = None
                 except Exception as exc:
                     if isinstance(exc, StreamError):
                         raise
@@ -696,7 +701,11 @@ class Stream:
             try:
                 r = impl.fn(*args)
                 if impl.is_async:
-                    await r
+                    self.running_hook = impl  # the timeouts watchdog reports a slow one by name
+                    try:
+                        await r
+                    finally:
+                        self.running_hook = None
             except Exception as exc:
                 if isinstance(exc, StreamError):
                     raise

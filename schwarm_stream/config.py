@@ -124,6 +124,9 @@ class TimeoutsConfig(_Section):
     )
     idle: float | None = Field(15.0, gt=0, description="seconds allowed between provider events")
     total: float | None = Field(600.0, gt=0, description="seconds for the whole logical stream")
+    slow_hook: float | None = Field(
+        5.0, gt=0, description="warn (once per plugin and hook) when an async hook runs longer than this"
+    )
 
 
 class LimitsConfig(_Section):

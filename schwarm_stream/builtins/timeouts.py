@@ -27,6 +27,7 @@ noticed between ``t`` and ``t * (1 + 1/TICKS)`` seconds after the last event.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from ..config import TimeoutsConfig
 
 __all__ = ["TICKS", "Watchdog"]
+
+log = logging.getLogger("schwarm_stream")
 
 #: Checks per timeout period: the precision of the idle and first-chunk timeouts.
 TICKS = 4
@@ -53,10 +56,13 @@ class Watchdog:
         "_content0",
         "_events",
         "_flowing",
+        "_hook",
+        "_hook_since",
         "_last_change",
         "_loop",
         "_stream",
         "_total",
+        "_warned",
         "cfg",
         "interval",
     )
@@ -67,7 +73,7 @@ class Watchdog:
         self._stream = weakref.ref(stream)
         self._loop = loop
         self.cfg = cfg
-        periods = [t for t in (cfg.first_chunk, cfg.idle) if t is not None]
+        periods = [t for t in (cfg.first_chunk, cfg.idle, cfg.slow_hook) if t is not None]
         self.interval = min(periods) / TICKS if periods else None
         self._check: asyncio.TimerHandle | None = None
         self._total: asyncio.TimerHandle | None = None
@@ -76,6 +82,9 @@ class Watchdog:
         self._events = 0
         self._flowing = False
         self._last_change = 0.0
+        self._hook: object | None = None
+        self._hook_since = 0.0
+        self._warned: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         if self.cfg.total is not None:
@@ -120,6 +129,7 @@ class Watchdog:
         if s is None or s.outcome is not None:
             return
         now = self._loop.time()
+        self._watch_hook(s, now)
         events = s.events_received
         if events != self._events or not s.reading:
             # Progress, or we are not waiting for the provider (consumer busy, paused, backoff).
@@ -151,6 +161,28 @@ class Watchdog:
                 )
         if self.interval is not None:
             self._check = self._loop.call_later(self.interval, self._tick)
+
+    def _watch_hook(self, s: Stream, now: float) -> None:
+        """Warn once per (plugin, hook) when an async hook keeps the stream waiting (row 25)."""
+        hook = s.running_hook
+        if hook is not self._hook:
+            self._hook, self._hook_since = hook, now
+            return
+        limit = self.cfg.slow_hook
+        if hook is None or limit is None or now - self._hook_since < limit:
+            return
+        key = (hook.plugin_name, hook.hook_name)
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(
+                "stream %s: plugin %r has been running hook %r for %.1fs (timeouts.slow_hook=%gs); "
+                "the stream waits for it",
+                s.id,
+                hook.plugin_name,
+                hook.hook_name,
+                now - self._hook_since,
+                limit,
+            )
 
 
 WATCHDOG: StashKey[Watchdog] = StashKey()
