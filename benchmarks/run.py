@@ -50,7 +50,7 @@ PACKAGES = [
     "opentelemetry-sdk",
 ]
 #: bench_*.py modules whose cases are included (each exposes ``cases(quick) -> {name: fn() -> dict}``).
-EXTRA_MODULES = ("bench_metrics",)
+EXTRA_MODULES = ("bench_metrics", "bench_hedge", "bench_timed_flush")
 
 
 def log(msg: str) -> None:

@@ -167,6 +167,13 @@ class Stream:
         self._abort_pending = False
         self._task: asyncio.Task[Any] | None = None
         self._paused: asyncio.Event | None = None
+        # Timed flushes (flush_after): once asked for, reads go through a task so a
+        # due flush can be delivered while the provider is silent.
+        self._timed = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_at = 0.0
+        self._wake: asyncio.Event | None = None
+        self._read_fut: asyncio.Future[Any] | None = None
         self._gen: AsyncGenerator[Event, None] | None = None
         self._started = False
         self._plugin_names = {i.fn: i.plugin_name for impls in table.impls.values() for i in impls}
@@ -249,6 +256,32 @@ class Stream:
         )
 
     # -- control -------------------------------------------------------------
+
+    def flush_after(self, delay: float) -> None:
+        """Run ``stream_flush`` within ``delay`` seconds, even if the provider sends nothing meanwhile.
+
+        For transformers that hold events for at most some time (buffering,
+        smoothing): they call this when they start holding. The earliest
+        request wins. From the first call on, the stream reads the provider
+        through a task (a few µs per event) so that a due flush is delivered
+        while the provider is silent.
+        """
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(0.0, delay)
+        if self._flush_handle is not None and self._flush_at <= when:
+            return
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._timed = True
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._flush_at = when
+        self._flush_handle = loop.call_at(when, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush_handle = None
+        if self._wake is not None:
+            self._wake.set()
 
     def pause(self) -> None:
         """Stop pulling from the provider after the current event (backpressure)."""
@@ -377,6 +410,9 @@ class Stream:
                 self.error = exc
             raise
         finally:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
             self.outcome = outcome
             self.ended_at = time.monotonic()
             if outcome == "cancelled" and self._message is None:
@@ -400,9 +436,23 @@ class Stream:
                     await self._paused.wait()
                 if self._abort_pending:
                     self._raise_abort()
+                # A read through a task only while a timed flush is pending (or a read
+                # outlived one); otherwise the plain, cheaper read.
+                timed = self._timed and (
+                    self._flush_handle is not None or self._read_fut is not None or self._wake.is_set()  # type: ignore[union-attr]
+                )
+                if timed:
+                    ev = await self._timed_read(anext_)
+                    if ev is _FLUSH_DUE:
+                        for out in await self._flush():
+                            yield out
+                        continue
+                    if ev is _EXHAUSTED:
+                        break
                 self.reading = True
                 try:
-                    ev = await anext_()
+                    if not timed:
+                        ev = await anext_()
                 except StopAsyncIteration:
                     break
                 except asyncio.CancelledError:
@@ -442,9 +492,58 @@ class Stream:
                     yield out
         finally:
             self.reading = False
+            await self._cancel_read()
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _timed_read(self, anext_: Callable[[], Any]) -> Any:
+        """The next provider event, or ``_FLUSH_DUE`` when a timed flush is due first.
+
+        The read runs as a task that outlives a flush: the provider stream is
+        never interrupted, its next event is picked up by the next call.
+        Errors (and the end of the stream) surface exactly as from a plain read.
+        """
+        assert self._wake is not None
+        if self._wake.is_set():
+            self._wake.clear()
+            return _FLUSH_DUE
+        if self._read_fut is None:
+            self._read_fut = asyncio.ensure_future(_next_or_end(anext_))
+        wake = asyncio.ensure_future(self._wake.wait())
+        self.reading = True
+        try:
+            await asyncio.wait({self._read_fut, wake}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if self._abort_pending and self._only_our_cancel():
+                self._uncancel()
+                await self._cancel_read()
+                self._raise_abort()
+            raise
+        finally:
+            self.reading = False
+            wake.cancel()
+        if not self._read_fut.done():
+            self._wake.clear()
+            return _FLUSH_DUE
+        fut, self._read_fut = self._read_fut, None
+        try:
+            return fut.result()
+        except StreamError:
+            raise
+        except Exception as exc:
+            from .sources._classify import classify
+
+            raise classify(exc, provider=self.provider) from exc
+
+    async def _cancel_read(self) -> None:
+        """Abandon a pending timed read (the attempt is over): cancel it and let it finish unwinding."""
+        fut, self._read_fut = self._read_fut, None
+        if fut is not None and not fut.done():
+            fut.cancel()
+            await asyncio.wait({fut})  # returns when it is done; its CancelledError stays inside
+        if fut is not None and fut.done() and not fut.cancelled():
+            fut.exception()  # retrieved: an error of an abandoned read is not "never retrieved"
 
     def _classify(self, ev: Event) -> list[Callable[..., Any]]:
         """Set ``seq``, handle the commit point and counters; return the typed hook's callables."""
@@ -734,6 +833,17 @@ class Stream:
 
 
 _ABORT = "schwarm_stream.abort"
+_FLUSH_DUE = object()  # a timed flush is due before the next provider event
+_EXHAUSTED = object()  # the provider stream ended
+
+
+async def _next_or_end(anext_: Callable[[], Any]) -> Any:
+    try:
+        return await anext_()
+    except StopAsyncIteration:
+        return _EXHAUSTED
+
+
 _NO_FNS: list[Callable[..., Any]] = []
 _HOOK_OF: dict[type, str] = {
     Chunk: "stream_chunk",

@@ -57,9 +57,10 @@ class Smoother:
 
     Text up to and including the last boundary in what is held is released as one chunk; the rest
     waits for the next chunk. Held text is released regardless of boundaries when it reaches
-    ``max_chars`` characters or when the oldest held piece is ``max_delay`` seconds old (checked when
-    the next event arrives, like :class:`~schwarm_stream.builtins.buffer.Buffer`), before any non-text
-    event, and at the end of the stream. ``kinds`` restricts smoothing to those chunk kinds.
+    ``max_chars`` characters or when the oldest held piece is ``max_delay`` seconds old (also while the
+    provider is silent: it asks the core to flush in time, like
+    :class:`~schwarm_stream.builtins.buffer.Buffer`), before any non-text event, and at the end of the
+    stream. ``kinds`` restricts smoothing to those chunk kinds.
     """
 
     def __init__(
@@ -127,6 +128,9 @@ class Smoother:
         ):
             out.append(held.merged())
             held = None
+        if held is not None and self.max_delay is not None and held is not st.held:
+            # Started holding: released within max_delay even if the provider goes quiet.
+            stream.flush_after(self.max_delay)
         st.held = held
         return out
 

@@ -15,10 +15,10 @@ error is handled and before a reset. So order is preserved and nothing is lost o
 attempts. The accumulator observes events before transformers (``stream_receive``), so the final
 message is the same with or without the buffer.
 
-**Time.** A transformer runs only when an event arrives: ``max_delay`` is checked on arrival (one
-clock read per chunk, only when ``max_delay`` is set). If the provider stalls, held text waits for the
-next event or the end of the stream; the stall itself is bounded by the idle timeout. Use ``max_events``
-or ``max_bytes`` alongside ``max_delay`` to bound how much is held.
+**Time.** ``max_delay`` is checked when a chunk arrives (one clock read per chunk, only when it is
+set), and when the buffer starts holding it asks the core to flush within ``max_delay``
+(:meth:`Stream.flush_after`): if the provider goes quiet, the held text is delivered on time anyway.
+Use ``max_events`` or ``max_bytes`` alongside ``max_delay`` to bound how much is held.
 
 Opt-in (it changes what consumers see, so it is not registered by default)::
 
@@ -165,6 +165,9 @@ class Buffer:
         ):
             out.append(held.merged())
             held = None
+        elif s.max_delay is not None and held.count == 1:
+            # Started holding: release within max_delay even if the provider goes quiet.
+            stream.flush_after(s.max_delay)
         stream.stash[key] = held
         return out
 

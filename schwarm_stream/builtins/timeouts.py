@@ -131,12 +131,13 @@ class Watchdog:
         now = self._loop.time()
         self._watch_hook(s, now)
         events = s.events_received
+        if not self._flowing and s.chunks + s.tool_call_deltas > self._content0:
+            # Content was delivered (possibly later than received, by a buffering transformer).
+            self._flowing = True
         if events != self._events or not s.reading:
             # Progress, or we are not waiting for the provider (consumer busy, paused, backoff).
             self._events = events
             self._last_change = max(now, self._last_change)
-            if not self._flowing and s.chunks + s.tool_call_deltas > self._content0:
-                self._flowing = True
         elif not self._flowing:
             limit = self.cfg.first_chunk
             if limit is not None and now - self._attempt_start >= limit:
