@@ -37,6 +37,11 @@ EXPECTED: dict[str, str] = {
 }
 
 
+# Arguments the suite passes: no test binds a fixed port (a second run of the suite, or anything else on the
+# machine, may hold it), so servers bind port 0 and report the port they got.
+ARGS: dict[str, list[str]] = {"otel_prometheus.py": ["--port", "0"]}
+
+
 def header(script: Path) -> str:
     return script.read_text(encoding="utf-8").split('"""')[1]
 
@@ -53,16 +58,22 @@ def offline_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def runs() -> dict[str, subprocess.CompletedProcess[str]]:
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory the examples run in: it must stay empty (no example writes into its caller's folder)."""
+    return tmp_path_factory.mktemp("examples-cwd")
+
+
+@pytest.fixture(scope="module")
+def runs(workdir: Path) -> dict[str, subprocess.CompletedProcess[str]]:
     """Run every example at once (each spends ~2 s importing the SDKs), then collect them all."""
     procs = {
         p.name: subprocess.Popen(
-            [sys.executable, str(p)],
+            [sys.executable, str(p), *ARGS.get(p.name, [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=offline_env(),
-            cwd=EXAMPLES.parent,
+            cwd=workdir,
         )
         for p in SCRIPTS
     }
@@ -76,6 +87,19 @@ def runs() -> dict[str, subprocess.CompletedProcess[str]]:
             err += "\n(killed after 120 s)"
         done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     return done
+
+
+def test_examples_write_nothing_into_the_callers_directory(
+    runs: dict[str, subprocess.CompletedProcess[str]], workdir: Path
+) -> None:
+    assert all(proc.returncode == 0 for proc in runs.values())
+    assert sorted(p.name for p in workdir.iterdir()) == []
+
+
+def test_examples_with_a_port_option_are_run_on_port_zero() -> None:
+    for script in SCRIPTS:
+        if "--port" in script.read_text(encoding="utf-8"):
+            assert ARGS.get(script.name, [])[:2] == ["--port", "0"], script.name
 
 
 def test_expectations_name_existing_examples() -> None:
