@@ -80,17 +80,42 @@ Examples:
 Shell completion: eval "$(schwarm-stream completion bash)" (or zsh, fish).""",
 )
 @click.version_option(__version__, "-V", "--version", prog_name=PROG)
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Stream LLM answers through schwarm_stream: exact, resilient, observable.
 
     Every command talks to providers through the official SDK clients. `demo`
     and `replay` only use a loopback server on 127.0.0.1 (no API key, no network).
     """
+    argv = (ctx.obj or {}).get("argv", []) if isinstance(ctx.obj, dict) else []
+    asks_help = {"-h", "--help"} & set(argv)  # a bad setting must not hide the help text
+    if ctx.resilient_parsing or asks_help or ctx.invoked_subcommand in (None, "completion"):
+        return
+    _check_environment()  # every command meets bad SCHWARM_STREAM__* settings the same way
+
+
+def _check_environment() -> None:
+    """Validate the environment's settings and plugin sections now, before a command starts."""
+    from .config import Config
+
+    try:
+        Pipeline(config=Config.from_env()).plugins()
+    except ConfigError as exc:
+        _config_failure(exc, "fix or unset that SCHWARM_STREAM__* variable; docs/configuration.md lists them")
+
+
+def _config_failure(exc: ConfigError, hint: str) -> NoReturn:
+    where = f" (key {exc.key!r})" if exc.key else ""
+    _fail(f"bad configuration{where}: {exc}", hint)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``schwarm-stream`` script (and ``python -m schwarm_stream``)."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name=PROG, complete_var=COMPLETE_VAR)
+    args = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        cli.main(args=args, prog_name=PROG, complete_var=COMPLETE_VAR, obj={"argv": args})
+    except ConfigError as exc:  # raised late (e.g. when a stream opens): still a clean usage error
+        _config_failure(exc, "docs/configuration.md describes every section and key")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,11 +339,13 @@ def _pipeline(config_path: Path | None) -> Pipeline:
         pipeline = Pipeline(config=config)
         pipeline.plugins()  # builds it now: plugin sections are validated here, not mid-stream
     except ConfigError as exc:
-        where = f" (key {exc.key!r})" if exc.key else ""
-        _fail(
-            f"bad configuration{where}: {exc}",
-            "fix or remove that key; every section and key is described in docs/configuration.md",
-        )
+        if config_path and "not valid TOML" in str(exc):
+            hint = "fix the TOML syntax at the line and column given"
+        elif config_path and "not found" in str(exc):
+            hint = "check the path given to --config"
+        else:
+            hint = "fix or remove that key; every section and key is described in docs/configuration.md"
+        _config_failure(exc, hint)
     return pipeline
 
 

@@ -25,10 +25,18 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from ._errors import ConfigError
 
@@ -47,6 +55,29 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SCHWARM_STREAM__"
+
+
+def _comma_list(value: Any) -> Any:
+    """A list setting given as one string: ``a,b`` (or a JSON list ``["a","b"]``) becomes a list.
+
+    Environment variables are strings; a plain name must not need JSON quoting.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return value  # pydantic reports it as not a list, naming the key
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _strategies(value: Any) -> Any:
+    """``"resume,restart"`` is the list ``["resume", "restart"]``; one name stays one strategy."""
+    if isinstance(value, str) and ("," in value or value.strip().startswith("[")):
+        return _comma_list(value)
+    return value
 
 
 class _Section(BaseModel):
@@ -95,11 +126,11 @@ class RecoveryConfig(_Section):
     :class:`~schwarm_stream.Reset` events.
     """
 
-    mid_stream: Strategy | list[Strategy] = Field(
+    mid_stream: Annotated[Strategy | list[Strategy], BeforeValidator(_strategies)] = Field(
         "raise", description="strategy for retryable failures after the commit point"
     )
     max_recoveries: int = Field(2, ge=0, le=20, description="recoveries per stream after the commit point")
-    on_incomplete: Strategy | list[Strategy] | None = Field(
+    on_incomplete: Annotated[Strategy | list[Strategy] | None, BeforeValidator(_strategies)] = Field(
         None, description="strategy for a clean end without terminator; default: mid_stream"
     )
     on_error: dict[ErrorClass, Strategy | list[Strategy]] = Field(
@@ -127,6 +158,11 @@ class TimeoutsConfig(_Section):
     slow_hook: float | None = Field(
         5.0, gt=0, description="warn (once per plugin and hook) when an async hook runs longer than this"
     )
+    hook: float | None = Field(
+        30.0,
+        gt=0,
+        description="an async hook call running longer than this fails as a PluginError (plugin policy)",
+    )
 
 
 class LimitsConfig(_Section):
@@ -140,10 +176,10 @@ class LimitsConfig(_Section):
 class PluginsConfig(_Section):
     """Which plugins take part, and what happens when one fails."""
 
-    enable: list[str] = Field(
+    enable: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
         default_factory=list, description="entry-point plugins loaded even without autoload"
     )
-    disable: list[str] = Field(
+    disable: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
         default_factory=list, description="plugin names to block (built-in or entry point)"
     )
     autoload: bool = Field(
@@ -238,6 +274,8 @@ def _validated(cls: type[Config], data: dict[str, Any], *, env: bool) -> Config:
         return _no_env(cls, data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc), key=_first_key(exc)) from None
+    except SettingsError as exc:  # an environment value pydantic-settings could not even decode
+        raise ConfigError(f"invalid configuration from the environment: {exc}") from None
 
 
 def _with_plugin_env(cls: type[Config], data: dict[str, Any]) -> dict[str, Any]:
@@ -275,18 +313,27 @@ def _no_env(cls: type[Config], data: dict[str, Any]) -> Config:
     return cls(_env_prefix="\0schwarm-no-env\0", **data)  # type: ignore[call-arg]
 
 
+def _loc_key(loc: tuple[Any, ...]) -> str:
+    """``retry.attempts``: the dotted key, without pydantic's union-member tags (``literal[...]``)."""
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and "[" in p))
+
+
 def _first_key(exc: ValidationError) -> str | None:
     errors = exc.errors()
-    return ".".join(str(p) for p in errors[0]["loc"]) if errors else None
+    return _loc_key(errors[0]["loc"]) if errors else None
 
 
 def format_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
     """One line per problem: ``retry.attempts: Input should be greater than or equal to 1 (got 0)``."""
     lines = []
+    seen: set[str] = set()
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        key = _loc_key(err["loc"])
         if prefix:
             key = f"{prefix}.{key}" if key else prefix
+        if key in seen:  # a union reports once per member: the first (the plain value's) says it best
+            continue
+        seen.add(key)
         if err["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key")
         else:
