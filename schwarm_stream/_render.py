@@ -43,7 +43,8 @@ def format_stats(stats: StreamStats, *, live: bool = False) -> str:
     parts = [amount]
     ttft = stats.time_to_first_token
     # A rate over the first few milliseconds is noise: show it once there is something to average.
-    settled = not live or (ttft is not None and stats.elapsed - ttft >= _MIN_RATE_WINDOW)
+    # The same holds for a finished stream that took no time (``--chunk-delay 0``): no rate at all.
+    settled = ttft is not None and stats.elapsed - ttft >= _MIN_RATE_WINDOW
     if stats.tokens_per_second is not None and settled:
         parts.append(f"{stats.tokens_per_second:.1f} {unit}")
     if stats.time_to_first_token is not None:

@@ -242,12 +242,24 @@ async def _demo(
         attempts = sum(t.stats.attempts for t in loop.turns)
         ttft = loop.turns[0].stats.time_to_first_token if loop.turns else None
         ttft_text = "n/a" if ttft is None else f"{ttft * 1000:.0f} ms"
+        retries = attempts - len(loop.turns)  # one request per turn; the rest were retries
         r.line(
-            f"summary: {len(loop.turns)} turns · {chunks} chunks · time to first token {ttft_text} · "
-            f"{calls} tool call{'s' if calls != 1 else ''} · {attempts} attempts · outcome {loop.outcome}",
+            f"summary: {_plural(len(loop.turns), 'turn')} · {_plural(chunks, 'chunk')} · "
+            f"time to first token {ttft_text} · {_plural(calls, 'tool call')} · "
+            f"{'no retries' if retries == 0 else _plural(retries, 'retry', 'retries')} · outcome {loop.outcome}",
             bold=True,
         )
+        if loop.outcome == "max_turns":
+            click.echo(
+                click.style("error: ", fg="red", bold=True)
+                + f"the model still called tools after {_plural(max_turns, 'turn')} (--max-turns {max_turns})",
+                err=True,
+            )
     return EXIT_OK if loop.outcome == "complete" else EXIT_STREAM
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def _turn_dict(ev: Any) -> dict[str, Any]:

@@ -97,10 +97,11 @@ def test_demo_streams_a_tool_loop(runner: CliRunner, provider: str) -> None:
     assert "The tool returned:" in out
     summary = out.strip().splitlines()[-1]
     assert re.match(
-        r"summary: 2 turns · \d+ chunks · time to first token \d+ ms · 1 tool call · 2 attempts · outcome complete",
+        r"summary: 2 turns · \d+ chunks · time to first token \d+ ms · 1 tool call · no retries · outcome complete",
         summary,
     ), summary
-    assert len(re.findall(r"^  \d+ tokens · [\d.]+ tok/s · first token \d+ ms · 1 attempt$", out, re.M)) == 2
+    # --chunk-delay 0: the answers take no time, so no tokens-per-second figure (it would be noise)
+    assert len(re.findall(r"^  \d+ tokens · first token \d+ ms · 1 attempt$", out, re.M)) == 2
 
 
 def test_demo_json_prints_one_object_per_turn(runner: CliRunner) -> None:
@@ -162,7 +163,8 @@ def test_run_anthropic(runner: CliRunner, server: ThreadedProviderServer) -> Non
 def test_run_stats_flag(runner: CliRunner, server: ThreadedProviderServer) -> None:
     result = invoke(runner, "run", "--base-url", server.openai_base_url, "-m", "m", "--stats", "hi", env=KEYS)
     assert result.exit_code == 0
-    assert re.search(r"^\d+ tokens · [\d.]+ tok/s · first token \d+ ms · 1 attempt$", result.output, re.M)
+    # a short answer from a local server: too quick for a meaningful rate, so none is shown
+    assert re.search(r"^\d+ tokens · first token \d+ ms · 1 attempt$", result.output, re.M), result.output
 
 
 def test_run_truncated_stream_exits_1(runner: CliRunner, server: ThreadedProviderServer) -> None:
@@ -492,3 +494,15 @@ def test_subprocess_replay_json_matches_the_sdk_accumulator() -> None:
                 "input", json.loads(e.get("arguments") or "{}")
             )
     assert proc.returncode == 0
+
+
+def test_format_stats_shows_no_rate_for_an_answer_that_took_no_time() -> None:
+    instant = stats(output_tokens=42, tokens_per_second=84000.0, time_to_first_token=0.2, elapsed=0.2005)
+    assert format_stats(instant) == "42 tokens · first token 200 ms · 1 attempt"
+
+
+def test_demo_max_turns_says_why_it_failed(runner: CliRunner) -> None:
+    result = invoke(runner, "demo", "--chunk-delay", "0", "--max-turns", "1")
+    assert result.exit_code == 1
+    assert "summary: 1 turn · " in result.output and "outcome max_turns" in result.output
+    assert "the model still called tools after 1 turn (--max-turns 1)" in result.output
