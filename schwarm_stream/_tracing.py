@@ -22,6 +22,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._scrub import scrub
+
 if TYPE_CHECKING:
     from ._dispatch import HookTable, Impl
 
@@ -66,7 +68,7 @@ def _ensure_handler() -> None:
 
 
 def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
+    text = scrub(repr(value))  # hook arguments may carry keys (sources, errors): never log them
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -86,7 +88,7 @@ def _wrap(impl: Impl, argnames: tuple[str, ...]) -> Callable[..., Any]:
             try:
                 result = await fn(*args)
             except BaseException as exc:
-                log.debug("trace stream=%s %s raised %s: %s", sid, call, type(exc).__name__, exc)
+                log.debug("trace stream=%s %s raised %s: %s", sid, call, type(exc).__name__, scrub(str(exc)))
                 raise
             log.debug("trace stream=%s %s -> %s", sid, call, _short(result))
             return result
@@ -98,7 +100,7 @@ def _wrap(impl: Impl, argnames: tuple[str, ...]) -> Callable[..., Any]:
         try:
             result = fn(*args)
         except BaseException as exc:
-            log.debug("trace stream=%s %s raised %s: %s", sid, call, type(exc).__name__, exc)
+            log.debug("trace stream=%s %s raised %s: %s", sid, call, type(exc).__name__, scrub(str(exc)))
             raise
         log.debug("trace stream=%s %s -> %s", sid, call, _short(result))
         return result

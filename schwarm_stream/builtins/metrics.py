@@ -505,7 +505,7 @@ class MetricsPlugin:
                 self._capture_content(mode, span, message, common)
 
     def _capture_content(self, mode: str, span: Span, message: Message, attrs: dict[str, Any]) -> None:
-        output = _output_messages(message)
+        output = redact(_output_messages(message))  # opted-in content still carries no key
         if mode in ("SPAN_ONLY", "SPAN_AND_EVENT"):
             span.set_attribute("gen_ai.output.messages", output)
         if mode in ("EVENT_ONLY", "SPAN_AND_EVENT"):

@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from .._scrub import remember
+
 if TYPE_CHECKING:
     from .._events import Event
     from .._message import Message
@@ -46,6 +48,15 @@ class Source(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} provider={self.provider!r} model={self.model!r}>"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The key a source is configured with (its own ``api_key``, or its SDK client's) is
+        # scrubbed exactly from every error, log line and span from then on (issue 14 item 4).
+        if name == "api_key":
+            remember(value)
+        elif name == "client":
+            remember(getattr(value, "api_key", None))
+        object.__setattr__(self, name, value)
 
 
 def as_source(obj: Any) -> Source:

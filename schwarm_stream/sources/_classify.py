@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import email.utils
 import json
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ProtocolError, ProviderError, StreamError, StreamTimeout, TransportError
+from .._scrub import keys_from_headers, remember, scrub, scrub_exception, scrub_value
 
-__all__ = ["classify", "in_band_error", "parse_retry_after", "redact"]
+__all__ = ["classify", "in_band_error", "parse_retry_after", "redact", "redact_value"]
 
 #: In-band error types and the HTTP status they stand for (Anthropic's
 #: documented mapping; OpenAI's in-band types where they differ).
@@ -38,13 +38,35 @@ ERROR_TYPE_STATUS: dict[str, int] = {
 #: Error types that look retryable by status but are not (no amount of waiting helps).
 NOT_RETRYABLE_TYPES = frozenset({"insufficient_quota", "billing_error"})
 
-_SECRET = re.compile(r"(sk-(?:ant-)?[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._\-]{6,})")
 _TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "h11", "aiohttp", "anyio")
 
 
 def redact(text: str) -> str:
-    """Mask API keys and bearer tokens in ``text`` (error messages may echo requests)."""
-    return _SECRET.sub("[redacted]", text)
+    """Mask API keys and bearer tokens in ``text`` (error messages may echo requests):
+    the keys sources were configured with, exactly, and the common formats (see :mod:`.._scrub`)."""
+    return scrub(text)
+
+
+def redact_value(value: Any) -> Any:
+    """``value`` (an error body: str, mapping, list, nested) with :func:`redact` applied to every string."""
+    return scrub_value(value)
+
+
+def _request_keys(exc: BaseException) -> list[str]:
+    """The credentials the failed request carried (SDK and httpx exceptions keep the request)."""
+    keys: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for holder in (current, getattr(current, "response", None)):
+            try:
+                request = getattr(holder, "request", None)  # httpx raises RuntimeError when unset
+            except Exception:
+                request = None
+            keys.extend(keys_from_headers(getattr(request, "headers", None)))
+        current = current.__cause__ or current.__context__
+    return keys
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -103,14 +125,32 @@ def in_band_error(
         in_band=True,
         should_retry=should_retry,
         provider=provider,
-        body=dict(err),
+        body=scrub_value(dict(err)),
     )
 
 
 def classify(exc: BaseException, *, provider: str | None) -> StreamError:
-    """The typed error for any exception raised while opening or reading a provider stream."""
+    """The typed error for any exception raised while opening or reading a provider stream.
+
+    Secrets are scrubbed from the result and, in place, from ``exc`` and everything chained to
+    it (the key the request carried exactly, plus the common formats), so the ``__cause__`` the
+    caller's traceback shows carries no key either.
+    """
     if isinstance(exc, StreamError):
         return exc
+    keys = _request_keys(exc)
+    for key in keys:
+        remember(key)
+    result = _classify(exc, provider=provider)
+    scrub_exception(exc, keys)
+    scrub_exception(result, keys)
+    body = getattr(result, "body", None)
+    if body is not None:
+        result.body = scrub_value(body, keys)  # type: ignore[attr-defined]
+    return result
+
+
+def _classify(exc: BaseException, *, provider: str | None) -> StreamError:
     module = type(exc).__module__.split(".", 1)[0]
     name = type(exc).__name__
     if module in ("openai", "anthropic"):

@@ -33,7 +33,7 @@ from .._errors import ProviderError, StreamError
 from .._events import Event
 from ._anthropic import anthropic_events, prefill_allowed
 from ._base import Source, require
-from ._classify import NOT_RETRYABLE_TYPES, _should_retry, classify, parse_retry_after, redact
+from ._classify import NOT_RETRYABLE_TYPES, _should_retry, classify, parse_retry_after, redact, redact_value
 from ._http import _check_content_type
 from ._openai_chat import CONTINUE_PROMPT, chat_events
 from ._openai_responses import RESUME_KEY, ResponsesNormalizer, responses_events
@@ -105,7 +105,9 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes, *, provid
         retry_after=parse_retry_after(headers),
         should_retry=should,
         provider=provider,
-        body=parsed if parsed is not None else (body.decode("utf-8", "replace") if body else None),
+        body=redact_value(
+            parsed if parsed is not None else (body.decode("utf-8", "replace") if body else None)
+        ),
     )
 
 
