@@ -5,7 +5,9 @@
     SchwarmStreamError
     ├── ConfigError                 bad config key or value (also a ValueError)
     ├── MissingDependency           an optional extra is not installed (also an ImportError)
-    ├── PluginError                 a plugin failed; names the plugin and the hook
+    ├── PluginError                 a plugin failed or timed out (timeouts.hook); names the plugin
+    │   │                           (entry-point name, given name or module.Class) and the hook;
+    │   │                           raised by a stream (strict policy) it carries .partial too
     │   └── PluginLoadError         an entry point failed to load; names it and its distribution
     └── StreamError                 a stream did not complete; carries .partial (the message so far)
         ├── StreamIncomplete        the stream ended without the protocol's terminator
@@ -67,13 +69,23 @@ class PluginError(SchwarmStreamError):
     """A plugin's hook implementation raised (or returned something invalid).
 
     Raised to the caller only under the ``strict`` plugin policy; under the
-    default ``isolate`` policy it is logged as a warning naming both.
+    default ``isolate`` policy it is logged as a warning naming both. An async
+    hook call that does not return within ``timeouts.hook`` fails the same way.
+
+    Raised out of a stream, it carries what a :class:`StreamError` carries:
+    ``partial`` (the message delivered so far, ``complete=False``),
+    ``committed``, ``attempts`` and ``stream_id``; elsewhere (loading,
+    registration) these stay ``None`` / ``False`` / ``0``.
     """
 
     def __init__(self, message: str, *, plugin_name: str, hook_name: str) -> None:
         super().__init__(message)
         self.plugin_name = plugin_name
         self.hook_name = hook_name
+        self.partial: Message | None = None
+        self.committed: bool = False
+        self.attempts: int = 0
+        self.stream_id: str | None = None
 
 
 class PluginLoadError(PluginError):

@@ -183,6 +183,24 @@ def _module_of(obj: Any) -> str | None:
     return f"{type(obj).__module__}:{type(obj).__qualname__}"
 
 
+def _default_name(pm: pluggy.PluginManager, obj: Any) -> str:
+    """The name of a plugin passed without one: ``module.Class`` (a module: its name), made unique.
+
+    pluggy would name it by ``id()``, a number that says nothing in a warning.
+    A second plugin of the same class gets ``#2``, and so on.
+    """
+    if inspect.ismodule(obj):
+        base = obj.__name__
+    else:
+        cls = obj if inspect.isclass(obj) else type(obj)
+        base = f"{cls.__module__}.{cls.__qualname__}"
+    name, n = base, 1
+    while pm.has_plugin(name) or pm.is_blocked(name):
+        n += 1
+        name = f"{base}#{n}"
+    return name
+
+
 def make_plugin_manager(
     plugins: Iterable[Any] = (),
     *,
@@ -294,7 +312,7 @@ def make_plugin_manager(
             info.status = "blocked"
             infos.append(info)
             continue
-        registered = pm.register(obj, name=name)
+        registered = pm.register(obj, name=name if name is not None else _default_name(pm, obj))
         if registered is None:  # pragma: no cover - pluggy returns None only for blocked names
             continue
         info.name = registered

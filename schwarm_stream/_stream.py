@@ -32,7 +32,7 @@ from ._errors import (
     StreamCancelled,
     StreamError,
 )
-from ._events import Chunk, Event, Reset, ToolCallDelta
+from ._events import SNAPSHOT, Chunk, Event, Reset, ToolCallDelta
 from ._message import Message
 from ._stash import Stash
 from .decisions import Recovery
@@ -161,6 +161,7 @@ class Stream:
 
         self._table = table
         self._strict = config.plugins.policy == "strict"
+        self._hook_limit: float | None = getattr(config.timeouts, "hook", None)
         self._message: Message | None = None
         self._seq = 0
         self._abort_error: StreamError | None = None
@@ -322,7 +323,8 @@ class Stream:
             self.resume()
         if self._abort_interrupting:
             return  # the task is already being interrupted: a second cancel() would look like the caller's
-        if (self.reading or self._in_backoff) and self._task is not None and not self._task.done():
+        waiting = self.reading or self._in_backoff or self.running_hook is not None
+        if waiting and self._task is not None and not self._task.done():
             self._abort_interrupting = True
             self._task.cancel(msg=_ABORT)
 
@@ -406,8 +408,16 @@ class Stream:
                     return
         except (PluginError, SchwarmStreamError) as exc:
             if self.error is None:  # not decided above: a strict plugin failure or a raising hook
-                outcome = "error"
+                outcome = "cancelled" if isinstance(exc, StreamCancelled) else "error"
                 self.error = exc
+                if getattr(exc, "partial", None) is None and isinstance(exc, (PluginError, StreamError)):
+                    # strict plugin failures carry the message delivered so far, like stream errors
+                    exc.partial = self._build_message(complete=False)
+                    exc.committed = self.committed
+                    exc.attempts = self.attempt
+                    exc.stream_id = self.id
+                if self._message is None:
+                    self._message = exc.partial if isinstance(exc, (PluginError, StreamError)) else None
             raise
         finally:
             if self._flush_handle is not None:
@@ -578,24 +588,50 @@ class Stream:
             fns = self._chunk_fns
         else:
             fns = self._classify(ev)
-        for f in self._event_fns:
-            try:
-                f(self, ev)
-            except Exception as exc:
-                self._plugin_failed(f, "stream_event", exc)
+        if self._event_fns:
+            self._observe(self._event_fns, "stream_event", ev)
+        if fns:
+            self._observe(fns, _HOOK_OF[type(ev)], ev)
+
+    def _observe(self, fns: list[Callable[..., Any]], hook: str, ev: Event) -> None:
+        """Call sync observers; one that assigned a field of ``ev`` has it undone and fails (item 9)."""
+        names, snap = SNAPSHOT[type(ev)]
+        before = snap(ev)
         for f in fns:
             try:
                 f(self, ev)
             except Exception as exc:
-                self._plugin_failed(f, _HOOK_OF[type(ev)], exc)
+                self._plugin_failed(f, hook, exc)
+            if snap(ev) != before:
+                self._mutated(f, hook, ev, names, before)
+
+    def _mutated(
+        self, f: Callable[..., Any], hook: str, ev: Event, names: tuple[str, ...], before: Any
+    ) -> None:
+        values = before if len(names) > 1 else (before,)
+        changed = [n for n, v in zip(names, values, strict=True) if getattr(ev, n) != v]
+        for n, v in zip(names, values, strict=True):
+            object.__setattr__(ev, n, v)
+        self._plugin_failed(
+            f,
+            hook,
+            EventMutated(
+                f"assigned {', '.join(changed)} of a delivered {type(ev).__name__}; delivered events are "
+                "immutable to observers (undone); a transformer (stream_transform) returns event.replace(...)"
+            ),
+        )
 
     async def _deliver_async(self, ev: Event) -> None:
         self._classify(ev)
         t = self._table
-        await self._call_each(t["stream_event"], (self, ev))
+        names, snap = SNAPSHOT[type(ev)]
+        before = snap(ev)
         hook = _HOOK_OF.get(type(ev))
-        if hook is not None:
-            await self._call_each(t[hook], (self, ev))
+        impls = [*t["stream_event"], *(t[hook] if hook is not None else ())]
+        for impl in impls:
+            await self._call_each((impl,), (self, ev))
+            if snap(ev) != before:
+                self._mutated(impl.fn, impl.hook_name, ev, names, before)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -681,7 +717,7 @@ class Stream:
             try:
                 res = impl.fn(self, err)
                 if impl.is_async:
-                    res = await res
+                    res = await self._await_hook(impl, res)
             except StreamError:
                 raise
             except Exception as exc:
@@ -703,11 +739,7 @@ class Stream:
                 try:
                     r = impl.fn(self, e)
                     if impl.is_async:
-                        self.running_hook = impl
-                        try:
-                            r = await r
-                        finally:
-                            self.running_hook = None
+                        r = await self._await_hook(impl, r)
                 except Exception as exc:
                     if isinstance(exc, StreamError):
                         raise
@@ -736,7 +768,7 @@ class Stream:
             try:
                 r = impl.fn(self)
                 if impl.is_async:
-                    r = await r
+                    r = await self._await_hook(impl, r)
             except Exception as exc:
                 if isinstance(exc, StreamError):
                     raise
@@ -788,23 +820,50 @@ class Stream:
             try:
                 r = impl.fn(self)
                 if impl.is_async:
-                    await r
+                    await self._await_hook(impl, r)
             except Exception as exc:
                 try:
                     self._plugin_failed(impl.fn, "stream_end", exc)
                 except PluginError as perr:  # strict: report, the stream is over anyway
                     log.error("%s", perr)
 
+    async def _await_hook(self, impl: Impl, coro: Any) -> Any:
+        """Await an async hook implementation, interruptibly and within ``timeouts.hook``.
+
+        :meth:`abort` (``cancel()``, the total timeout) interrupts the await at
+        once and raises its error; a call that outlives ``timeouts.hook``
+        raises :class:`HookTimeout`, which the caller reports as a
+        :class:`PluginError` under the plugin policy.
+        """
+        self._task = asyncio.current_task()
+        self.running_hook = impl  # the timeouts watchdog reports a slow one by name
+        limit = self._hook_limit
+        try:
+            if limit is None:
+                return await coro
+            async with asyncio.timeout(limit):
+                return await coro
+        except TimeoutError as exc:
+            if self._abort_pending and self.outcome is None and self._only_our_cancel():
+                self._uncancel()
+                self._raise_abort()
+            raise HookTimeout(
+                f"hook {impl.hook_name!r} did not return within timeouts.hook={limit:g}s"
+            ) from exc
+        except asyncio.CancelledError:
+            if self._abort_pending and self.outcome is None and self._only_our_cancel():
+                self._uncancel()
+                self._raise_abort()
+            raise
+        finally:
+            self.running_hook = None
+
     async def _call_each(self, impls: Sequence[Impl], args: tuple[Any, ...]) -> None:
         for impl in impls:
             try:
                 r = impl.fn(*args)
                 if impl.is_async:
-                    self.running_hook = impl  # the timeouts watchdog reports a slow one by name
-                    try:
-                        await r
-                    finally:
-                        self.running_hook = None
+                    await self._await_hook(impl, r)
             except Exception as exc:
                 if isinstance(exc, StreamError):
                     raise
@@ -830,6 +889,14 @@ class Stream:
             raise err
         self.plugin_errors.append(err)
         log.warning("stream %s: %s", self.id, err, exc_info=exc)
+
+
+class EventMutated(Exception):
+    """An observer hook assigned a field of a delivered event (reported as a :class:`PluginError`)."""
+
+
+class HookTimeout(Exception):
+    """An async hook call outlived ``timeouts.hook`` (reported as a :class:`PluginError`)."""
 
 
 _ABORT = "schwarm_stream.abort"

@@ -21,7 +21,14 @@ inside it)::
 A hook implementation that raises does not stop the stream nor the other
 implementations of that hook: it is reported (a warning naming the plugin and
 the hook, and ``stream.plugin_errors``). With ``plugins.policy = "strict"`` the
-stream fails instead with a :class:`~schwarm_stream.PluginError` naming both.
+stream fails instead with a :class:`~schwarm_stream.PluginError` naming both
+(and carrying ``.partial``). An ``async`` implementation is awaited at most
+``timeouts.hook`` seconds per call (then it fails the same way), and
+``stream.cancel()`` or ``timeouts.total`` interrupt it. Delivered events are
+immutable to the observer hooks (``stream_event``, ``stream_chunk``,
+``stream_tool_call_delta``, ``stream_reset``): assigning a field is undone and
+fails the hook; ``stream_transform`` returns new events (``event.replace(...)``).
+A plugin object registered without a name is named ``module.Class``.
 
 Per-stream state goes into ``stream.stash`` (see :class:`~schwarm_stream.StashKey`),
 never on the plugin object: one plugin instance serves many concurrent streams.
