@@ -93,6 +93,7 @@ class _Choice:
 class _State:
     __slots__ = (
         "choices",
+        "flags",
         "id",
         "limits",
         "main",
@@ -112,6 +113,7 @@ class _State:
         self.usage: dict[str, int | None] | None = None
         self.usage_extras: dict[str, Any] = {}
         self.nbytes = 0
+        self.flags: dict[str, int] = {}  # source notices kept out of the content (_FLAG_EXTRAS) -> count
         self.limits = limits
         # plain ints: read for every fragment, cheaper than the pydantic model's attributes
         self.max_event: int = limits.max_event_bytes
@@ -119,6 +121,12 @@ class _State:
 
 
 STATE: StashKey[_State] = StashKey()
+
+#: Extra kinds that are notices from the source, not message content: each becomes a
+#: ``Message.flags`` entry ("replaced_surrogates": unpaired surrogates replaced by U+FFFD,
+#: counted by :func:`flag_count`; "usage_missing": a chat stream's usage chunk was lost
+#: after the last finish_reason).
+_FLAG_EXTRAS = frozenset({"replaced_surrogates", "usage_missing"})
 
 
 def _choice(state: _State, index: int) -> _Choice:
@@ -177,6 +185,11 @@ def stream_receive(stream: Stream, event: Event) -> None:
         if event.model:  # type: ignore[union-attr]
             state.model = event.model  # type: ignore[union-attr]
     elif tp is Extra:
+        if event.kind in _FLAG_EXTRAS:  # type: ignore[union-attr]
+            kind = event.kind  # type: ignore[union-attr]
+            n = event.data if isinstance(event.data, int) else 1  # type: ignore[union-attr]
+            state.flags[kind] = state.flags.get(kind, 0) + n
+            return
         ch = state.main
         ch.order.append(("extra", len(ch.extras), ""))
         ch.extras.append(event)  # type: ignore[arg-type]
@@ -321,10 +334,17 @@ def _build(state: _State, ch: _Choice, stream: Stream, *, complete: bool, choice
         complete=complete,
         recovery=stream.recovery,  # type: ignore[arg-type]
         choice=choice,
+        flags=sorted(state.flags),
     )
 
 
 # -- helpers for other plugins and the stream handle ---------------------------------
+
+
+def flag_count(stream: Stream, flag: str) -> int:
+    """How often the source reported ``flag`` (e.g. how many surrogates it replaced) so far."""
+    state = stream.stash.get(STATE)
+    return 0 if state is None else state.flags.get(flag, 0)
 
 
 def tool_call_state(stream: Stream, index: int) -> ToolCallState | None:

@@ -28,6 +28,7 @@ from ._base import Source, require, without_retries
 from ._classify import in_band_error
 from ._http import sse_events
 from ._openai_chat import aclose, decode_object, drain
+from ._surrogates import Surrogates
 
 if TYPE_CHECKING:
     from .._message import Message
@@ -142,14 +143,20 @@ def _dumps(value: Any) -> str:
 async def anthropic_events(sse: AsyncIterator[Any], *, provider: str = "anthropic") -> AsyncIterator[Event]:
     """Normalized events from Anthropic SSE events; raises StreamIncomplete without ``message_stop``."""
     norm = AnthropicNormalizer()
+    sur = Surrogates()
     try:
         async for ev in sse:
+            if ev.unterminated:  # the body's end without the blank line: only a whole message_stop counts
+                if not _is_stop(ev):
+                    break
             payload = decode_object(ev.data, ev.offset, provider)
             if "type" not in payload and ev.event not in ("", "message"):
                 payload = {**payload, "type": ev.event}
-            for out in norm.feed(payload):
+            for out in sur.fix(norm.feed(payload)):
                 yield out
             if norm.stopped:
+                for out in sur.end():
+                    yield out
                 await drain(sse)  # the body's end: keeps the connection reusable
                 return
     finally:  # close the body now, not when the garbage collector finds it (also on errors)
@@ -157,6 +164,14 @@ async def anthropic_events(sse: AsyncIterator[Any], *, provider: str = "anthropi
     raise StreamIncomplete(
         f"{provider}: the stream ended without message_stop (truncated)", provider=provider
     )
+
+
+def _is_stop(ev: Any) -> bool:
+    try:
+        payload = decode_object(ev.data, ev.offset, "anthropic")
+    except ProtocolError:  # cut inside the payload
+        return False
+    return payload.get("type", ev.event) == "message_stop"
 
 
 class AnthropicMessagesSource(Source):

@@ -78,7 +78,7 @@ async def sse_events(
     try:
         _check_content_type(response.headers, provider)
         body = response.iter_bytes() if is_async else _sync_bytes(iter(response.iter_bytes()), busy)
-        events = iter_sse(body, provider=provider, max_event_bytes=max_event_bytes)
+        events = iter_sse(body, provider=provider, max_event_bytes=max_event_bytes, unterminated=True)
         try:
             async for sse in events:
                 yield sse

@@ -24,10 +24,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ProtocolError, StreamIncomplete, StreamTimeout, TransportError
-from .._events import Chunk, Event, Finish, ResponseInfo, ToolCallDelta, Usage
+from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from ._base import Source, require, without_retries
 from ._classify import in_band_error
 from ._http import sse_events
+from ._surrogates import Surrogates
 
 if TYPE_CHECKING:
     from .._message import Message
@@ -36,12 +37,26 @@ if TYPE_CHECKING:
 __all__ = ["ChatNormalizer", "OpenAIChatSource", "openai_chat"]
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+#: The Extra kind (and Message flag) for a chat stream whose usage chunk was lost after the last finish_reason.
+USAGE_MISSING = "usage_missing"
 
 
 class ChatNormalizer:
     """Turns Chat Completions chunk payloads (dicts) into normalized events."""
 
-    __slots__ = ("_ids", "_info_sent", "_last_index", "done", "finished", "provider", "started")
+    __slots__ = (
+        "_ids",
+        "_info_sent",
+        "_last_index",
+        "_remap",
+        "_top",
+        "_wire_ids",
+        "done",
+        "finished",
+        "provider",
+        "started",
+        "usage_seen",
+    )
 
     def __init__(self, provider: str = "openai") -> None:
         self.provider = provider
@@ -51,6 +66,12 @@ class ChatNormalizer:
         self._info_sent = False
         self._ids: dict[tuple[int, str], int] = {}  # (choice, tool call id) -> index, for index-less servers
         self._last_index: dict[int, int] = {}
+        # Servers reusing tools_calls[].index for a second call (a new id): (choice, wire index) ->
+        # the id now at that index / the index it is delivered as; choice -> highest index delivered.
+        self._wire_ids: dict[tuple[int, int], str] = {}
+        self._remap: dict[tuple[int, int], int] = {}
+        self._top: dict[int, int] = {}
+        self.usage_seen = False
 
     @property
     def complete(self) -> bool:
@@ -108,6 +129,7 @@ class ChatNormalizer:
                 out.append(Finish(reason, ci, 0, d))
         usage = d.get("usage")
         if usage:
+            self.usage_seen = True
             extras = {k: v for k, v in usage.items() if k not in _USAGE_KEYS and v is not None}
             out.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), extras, 0, d))
         return out
@@ -124,6 +146,22 @@ class ChatNormalizer:
                     self._ids[(ci, tid)] = index
             else:
                 index = self._last_index.get(ci, 0)
+        else:
+            # The same index with a different id is the next call (some servers count every call
+            # as 0): deliver it under a new index, the one the message keys it by, so events and
+            # the partial message agree. Id-less fragments follow the call now at that index.
+            key = (ci, index)
+            if tid:
+                known = self._wire_ids.get(key)
+                if known is None:
+                    self._wire_ids[key] = tid
+                elif known != tid:
+                    self._wire_ids[key] = tid
+                    self._remap[key] = self._top.get(ci, index) + 1
+            if self._remap:
+                index = self._remap.get(key, index)
+        if index > self._top.get(ci, -1):
+            self._top[ci] = index
         self._last_index[ci] = index
         return ToolCallDelta(index, tid, fn.get("name"), fn.get("arguments") or "", ci, 0, raw)
 
@@ -215,26 +253,35 @@ def decode_json(data: str, offset: int, provider: str) -> Any:
 async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> AsyncIterator[Event]:
     """Normalized events from Chat Completions SSE events; raises StreamIncomplete without a terminator."""
     norm = ChatNormalizer(provider)
+    sur = Surrogates()
     try:
         async for ev in sse:
             data = ev.data
-            if data == "[DONE]":
+            if data == "[DONE]":  # also at a clean end of the body without its blank line
                 norm.done = True
                 await drain(sse)
                 break
-            for out in norm.feed(decode_object(data, ev.offset, provider)):
+            if ev.unterminated:  # a cut payload at the end: truncated unless already complete
+                break
+            for out in sur.fix(norm.feed(decode_object(data, ev.offset, provider))):
                 yield out
     except (TransportError, StreamTimeout):
         # Every choice already has its finish_reason: the content is whole, only
-        # the usage chunk and [DONE] were lost with the connection.
+        # the usage chunk and [DONE] were lost with the connection (the same rule
+        # on the SDK and the native path). A lost usage is not guessed: the
+        # message's usage stays None and it carries the flag "usage_missing".
         if not norm.complete:
             raise
+        if not norm.usage_seen:
+            yield Extra(USAGE_MISSING, 0, None)
     finally:  # close the body now, not when the garbage collector finds it (also on errors)
         await aclose(sse)
     if not norm.complete:
         raise StreamIncomplete(
             f"{provider}: the stream ended without [DONE] or a finish_reason (truncated)", provider=provider
         )
+    for out in sur.end():
+        yield out
 
 
 class OpenAIChatSource(Source):

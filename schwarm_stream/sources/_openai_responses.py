@@ -29,6 +29,7 @@ from ._base import Source, require, without_retries
 from ._classify import in_band_error
 from ._http import sse_events
 from ._openai_chat import aclose, decode_object, drain
+from ._surrogates import Surrogates
 
 if TYPE_CHECKING:
     from .._stream import Attempt, Stream
@@ -142,13 +143,18 @@ RESUME_KEY: StashKey[ResponsesNormalizer] = StashKey()
 async def responses_events(
     sse: AsyncIterator[Any], norm: ResponsesNormalizer, *, provider: str = "openai"
 ) -> AsyncIterator[Event]:
+    sur = Surrogates()
     try:
         async for ev in sse:
             if ev.data == "[DONE]":
                 break
-            for out in norm.feed(decode_object(ev.data, ev.offset, provider)):
+            if ev.unterminated and not _is_terminal(ev):  # the body's end without the blank line
+                break
+            for out in sur.fix(norm.feed(decode_object(ev.data, ev.offset, provider))):
                 yield out
             if norm.finished:
+                for out in sur.end():
+                    yield out
                 await drain(sse)  # the body's end: keeps the connection reusable
                 return
     finally:  # close the body now, not when the garbage collector finds it (also on errors)
@@ -156,6 +162,15 @@ async def responses_events(
     raise StreamIncomplete(
         f"{provider}: the stream ended without response.completed (truncated)", provider=provider
     )
+
+
+def _is_terminal(ev: Any) -> bool:
+    """Whether an unterminated last event is a whole ``response.completed`` / ``response.incomplete``."""
+    try:
+        payload = decode_object(ev.data, ev.offset, "openai")
+    except ProtocolError:  # cut inside the payload
+        return False
+    return payload.get("type") in _TERMINAL
 
 
 class OpenAIResponsesSource(Source):

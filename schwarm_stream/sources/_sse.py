@@ -22,11 +22,18 @@ __all__ = ["SSE", "iter_sse"]
 
 
 class SSE(NamedTuple):
-    """One dispatched event: its ``event`` name (``"message"`` if none), joined ``data`` and byte offset."""
+    """One dispatched event: its ``event`` name (``"message"`` if none), joined ``data`` and byte offset.
+
+    ``unterminated`` is true only for the last event of a body that ended cleanly
+    right after it, without the blank line that dispatches an event: sources
+    accept such an event only when it is the protocol's terminator (whole, since
+    its payload parses), and otherwise report the stream truncated as before.
+    """
 
     event: str
     data: str
     offset: int
+    unterminated: bool = False
 
 
 async def iter_sse(
@@ -34,8 +41,14 @@ async def iter_sse(
     *,
     provider: str | None = None,
     max_event_bytes: int = 16 << 20,
+    unterminated: bool = False,
 ) -> AsyncIterator[SSE]:
-    """Decode an async iterator of body bytes into SSE events (empty-data events skipped)."""
+    """Decode an async iterator of body bytes into SSE events (empty-data events skipped).
+
+    With ``unterminated=True`` (what the sources pass) the last event of a body
+    that ends cleanly without its blank line is yielded too, marked
+    :attr:`SSE.unterminated`; without it, such an event is dropped (WHATWG).
+    """
     utf8 = codecs.getincrementaldecoder("utf-8")("strict")
     lines = SSELineDecoder()
     decoder = SSEDecoder()
@@ -84,13 +97,6 @@ async def iter_sse(
                 limit="max_event_bytes",
                 provider=provider,
             )
-    # A body ending in a lone CR: the line decoder holds that CR back in case an
-    # LF follows; at the end it is a line end, and may be the blank line that
-    # dispatches the last event. A non-empty unterminated line stays undispatched.
-    if lines.flush() == [""]:
-        sse = decoder.decode("")
-        if sse is not None and sse.data:
-            yield SSE(sse.event, sse.data, offset)
     try:
         utf8.decode(b"", final=True)
     except UnicodeDecodeError as exc:
@@ -100,5 +106,23 @@ async def iter_sse(
             offset=at,
             provider=provider,
         ) from exc
-    # An event without its terminating blank line is not dispatched (WHATWG);
-    # the source then sees no terminator and reports the stream incomplete.
+    # A body ending in a lone CR: the line decoder holds that CR back in case an
+    # LF follows; at the end it is a line end, and may be the blank line that
+    # dispatches the last event.
+    tail = lines.flush()
+    if tail == [""]:
+        sse = decoder.decode("")
+        if sse is not None and sse.data:
+            yield SSE(sse.event, sse.data, offset)
+        return
+    # The body ended cleanly without the blank line that dispatches its last
+    # event (WHATWG drops such an event; both SDKs accept it). It is handed on
+    # marked ``unterminated``: the source accepts it only if it is the
+    # protocol's terminator, so a cut inside any payload stays truncated.
+    if not unterminated:
+        return
+    for line in tail:
+        decoder.decode(line)
+    sse = decoder.decode("")
+    if sse is not None and sse.data:
+        yield SSE(sse.event, sse.data, offset, True)

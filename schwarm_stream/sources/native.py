@@ -129,6 +129,23 @@ async def _drain(body: AsyncIterator[bytes]) -> None:
         pass
 
 
+async def _typed(body: AsyncIterator[bytes], provider: str) -> AsyncIterator[bytes]:
+    """The body's bytes, its transport failures raised as typed errors where they happen.
+
+    The normalizers see a :class:`~schwarm_stream.TransportError` exactly as on the
+    SDK path (where :func:`~schwarm_stream.sources._http.sse_events` types them), so
+    one rule decides both: e.g. a chat stream reset after every choice's
+    ``finish_reason`` is complete on both paths.
+    """
+    try:
+        async for piece in body:
+            yield piece
+    except StreamError:
+        raise
+    except Exception as exc:
+        raise classify(exc, provider=provider) from exc
+
+
 class NativeSource(Source):
     """A provider stream opened by a plain HTTP request (one subclass per protocol).
 
@@ -217,7 +234,9 @@ class NativeSource(Source):
                     raise await self._status_error(response)
                 _check_content_type(response.headers, provider)
                 body = response.aiter_bytes()
-                sse = iter_sse(body, provider=provider, max_event_bytes=limit)
+                sse = iter_sse(
+                    _typed(body, provider), provider=provider, max_event_bytes=limit, unterminated=True
+                )
                 async for ev in self.normalize(sse, stream):
                     yield ev
             except StreamError:
