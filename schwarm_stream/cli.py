@@ -50,6 +50,22 @@ def _fail(message: str, hint: str | None = None, code: int = EXIT_USAGE) -> NoRe
     sys.exit(code)
 
 
+def _check_base_url(value: str | None) -> str | None:
+    """An URL that cannot work is a usage error (exit 2) now, not four failed connection attempts later."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL with a host")
+    return value
+
+
 def _error_dict(error: BaseException | None) -> dict[str, str] | None:
     return None if error is None else {"type": type(error).__name__, "message": str(error)}
 
@@ -305,7 +321,11 @@ Exit status: 0 complete, 1 the stream failed, 2 usage or configuration error."""
     show_default=True,
     help="Which SDK and API (the key comes from OPENAI_API_KEY or ANTHROPIC_API_KEY).",
 )
-@click.option("--base-url", help="API base URL (an OpenAI-compatible server, a proxy, a local test server).")
+@click.option(
+    "--base-url",
+    callback=lambda _ctx, _param, value: _check_base_url(value),
+    help="API base URL (an OpenAI-compatible server, a proxy, a local test server).",
+)
 @click.option("--model", "-m", required=True, help="Model name, as the provider spells it.")
 @click.option(
     "--config",
@@ -444,7 +464,11 @@ Exit status: 0 every stream complete, 1 a stream failed, 2 usage or configuratio
     show_default=True,
     help="Which SDK and API, for every model (the key comes from OPENAI_API_KEY or ANTHROPIC_API_KEY).",
 )
-@click.option("--base-url", help="API base URL shared by every model (an OpenAI-compatible server, a proxy).")
+@click.option(
+    "--base-url",
+    callback=lambda _ctx, _param, value: _check_base_url(value),
+    help="API base URL shared by every model (an OpenAI-compatible server, a proxy).",
+)
 @click.option(
     "--model",
     "-m",

@@ -506,3 +506,13 @@ def test_demo_max_turns_says_why_it_failed(runner: CliRunner) -> None:
     assert result.exit_code == 1
     assert "summary: 1 turn · " in result.output and "outcome max_turns" in result.output
     assert "the model still called tools after 1 turn (--max-turns 1)" in result.output
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.test/v1", "http://127.0.0.1:notaport/v1", "http:///v1"])
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_invalid_base_url_is_a_usage_error(runner: CliRunner, command: str, url: str) -> None:
+    models = ["-m", "m"] if command == "run" else ["-m", "a", "-m", "b"]
+    result = invoke(runner, command, "--base-url", url, *models, "hi", env=KEYS)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--base-url'" in result.output
+    assert "is the server running" not in result.output  # no connection was attempted
