@@ -45,6 +45,21 @@ class JsonlConfig(BaseModel):
     )
 
 
+def _dumps(record: dict[str, Any]) -> str:
+    """One JSON line that is always valid UTF-8, for any Python ``str`` in the record.
+
+    A lone surrogate (half of a split emoji) cannot be written to a UTF-8 file; such a
+    record is written with ``ensure_ascii=True`` (``\\ud83d`` escapes: valid JSON that
+    reads back as exactly the same ``str``) instead of failing the recorder.
+    """
+    line = json.dumps(record, ensure_ascii=False, default=str)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record, ensure_ascii=True, default=str)
+    return line
+
+
 class _Writer:
     """One open file, shared by every stream writing to it."""
 
@@ -55,7 +70,7 @@ class _Writer:
         self.users = 0
 
     def write(self, record: dict[str, Any], flush: bool) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        line = _dumps(record) + "\n"
         with self.lock:
             self.file.write(line)
             if flush:

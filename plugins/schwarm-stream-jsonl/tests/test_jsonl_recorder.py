@@ -279,3 +279,33 @@ async def test_a_reset_event_is_recorded_with_its_fields(tmp_path: Path) -> None
     assert reset["attempt"] == 2 and reset["strategy"] == "restart" and "drop" in reset["reason"]
     events = read_recording(path)[reset["stream"]].events
     assert any(isinstance(e, Reset) for e in events)
+
+
+# -- issue 14 item 2: any Python str ----------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from schwarm_stream_jsonl.plugin import _dumps  # noqa: E402
+
+
+async def test_lone_surrogates_are_recorded_and_replay_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    script = [Chunk("smile "), Chunk("\ud83d"), Chunk("\ude00"), Chunk(" lone \udfff"), Finish("stop")]
+    async with recording_pipeline(path, flush="event").open(ScriptedSource(script)) as original:
+        expected = await original.collect()  # before the fix: the recorder failed on '\ud83d'
+    path.read_bytes().decode("utf-8")  # strict: the file is valid UTF-8
+    records = lines(path)
+    assert records[-1]["type"] == "end" and records[-1]["outcome"] == "complete"
+    async with StagedPipeline().open(jsonl_replay(path)) as replay:
+        async for _ in replay:
+            pass
+    assert replay.message.text == expected.text
+
+
+@given(text=st.text(alphabet=st.characters(codec=None)))
+@settings(max_examples=300, deadline=None)
+def test_every_str_becomes_one_valid_utf8_json_line_that_reads_back(text: str) -> None:
+    record = {"stream": "s", "seq": 1, "type": "Chunk", "text": text, "extra": {text: [text]}}
+    line = _dumps(record)
+    line.encode("utf-8")
+    assert "\n" not in line and json.loads(line) == record

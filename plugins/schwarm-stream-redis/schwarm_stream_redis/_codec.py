@@ -61,7 +61,19 @@ def _json_default(value: Any) -> Any:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    """Compact JSON that is always valid UTF-8.
+
+    A lone surrogate (half of a split emoji, ``"\\ud83d"``) cannot be encoded as UTF-8,
+    and redis-py would fail on it while sending. Such text is written with
+    ``ensure_ascii=True`` instead: every non-ASCII character becomes a ``\\uXXXX``
+    escape, which is valid JSON, pure ASCII, and decodes back to exactly the same ``str``.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=True, default=_json_default)
+    return text
 
 
 def _chunk(e: Chunk) -> dict[str, Any]:

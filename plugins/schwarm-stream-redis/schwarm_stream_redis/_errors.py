@@ -5,7 +5,8 @@
     SchwarmStreamError
     ├── StreamError
     │   └── RedisSinkError        producer: Redis failed or was too slow (on_redis_error = "fail"),
-    │                             or the stream cannot get a valid key (bad tenant / stream id)
+    │       │                     or the stream cannot get a valid key (bad tenant / stream id)
+    │       └── StreamIdConflict  producer: another writer already owns this stream id's log
     └── RedisLogError             reader: the log cannot be followed as asked
         ├── InvalidStreamRef      400: a tenant, stream id or cursor that is not well formed (also ValueError)
         ├── StreamUnknown         404: no such stream for this tenant (also for another tenant's stream)
@@ -29,6 +30,7 @@ __all__ = [
     "RedisSinkError",
     "StreamDegraded",
     "StreamGone",
+    "StreamIdConflict",
     "StreamStalled",
     "StreamUnknown",
 ]
@@ -40,7 +42,8 @@ class RedisSinkError(StreamError):
     ``reason`` is ``"unavailable"`` (connection error), ``"timeout"`` (a write took longer than
     ``write_timeout``), ``"log_lost"`` (the key vanished mid-stream: Redis restarted without
     persistence, the key expired or was deleted), ``"rejected"`` (Redis answered an error) or
-    ``"invalid_ref"`` (the tenant or stream id cannot be used in a key). Never retried.
+    ``"invalid_ref"`` (the tenant or stream id cannot be used in a key) or ``"conflict"``
+    (:class:`StreamIdConflict`). Never retried.
     """
 
     retryable = False
@@ -48,6 +51,17 @@ class RedisSinkError(StreamError):
     def __init__(self, message: str, *, reason: str, provider: str | None = None) -> None:
         super().__init__(message, provider=provider, retryable=False)
         self.reason = reason
+
+
+class StreamIdConflict(RedisSinkError):
+    """Another writer already owns the log of this stream id (``reason = "conflict"``).
+
+    Raised at ``stream_start``, before the provider is read, whatever ``on_redis_error`` says:
+    the second writer never writes into (or flags) the first writer's log.
+    """
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message, reason="conflict", provider=provider)
 
 
 class RedisLogError(SchwarmStreamError):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,7 +35,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._codec import encode_end, encode_event, encode_start
-from ._errors import RedisSinkError
+from ._errors import RedisSinkError, StreamIdConflict
 from ._keys import entry_id
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class LogWriter:
         self._paused_by_us = False
         self._task: asyncio.Task[None] | None = None
         self._resume_below = max(settings.max_pending // 2, 1)
+        self._start_taken = False
 
     @property
     def degraded(self) -> bool:
@@ -114,15 +116,56 @@ class LogWriter:
 
         Awaited once per stream, so a reader handed the stream id afterwards finds the stream.
         """
+        token = uuid.uuid4().hex
+        self._start_taken = False
         try:
-            await self._execute([("start", encode_start(info), 0)])
+            fields = encode_start(info)
+            fields["writer"] = token  # who owns this log: checked when the start id is already taken
+            await self._execute([("start", fields, 0)])
+            if self._start_taken:
+                await self._check_owner(token)
+        except StreamIdConflict as err:
+            err.stream_id = self.stream_id
+            self.error = err
+            self.state = "failed"
+            self.ended = True  # never write a marker into the other writer's log
+            raise
         except RedisSinkError as err:
-            self._failed(err)
+            self._failed(err, abort=False)  # fail mode: raising from stream_start fails the stream
             if self.state == "failed":
                 raise
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"schwarm-redis-{self.stream_id}"
         )
+
+    async def _check_owner(self, token: str) -> None:
+        """The start id was taken: ours (a retried write that landed) or another writer's?"""
+        try:
+            found = await asyncio.wait_for(
+                self._client.xrange(self.key, entry_id(0), entry_id(0)), self._s.write_timeout
+            )
+        except asyncio.TimeoutError:
+            raise RedisSinkError(
+                f"Redis read of {self.key} took longer than write_timeout={self._s.write_timeout}s",
+                reason="timeout",
+            ) from None
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise RedisSinkError(
+                f"Redis unavailable while opening {self.key}: {type(exc).__name__}: {exc}",
+                reason="unavailable",
+            ) from exc
+        owner = None
+        if found:
+            raw = found[0][1]
+            owner = raw.get(b"writer", raw.get("writer"))
+            if isinstance(owner, bytes):
+                owner = owner.decode("ascii", "replace")
+        if owner != token:
+            raise StreamIdConflict(
+                f"the Redis log {self.key} already belongs to another writer: stream id {self.stream_id} "
+                "is in use (one writer per stream id)",
+                provider=self._stream.provider,
+            )
 
     def push(self, event: Event) -> None:
         """Queue one delivered event (the per-event hot path: an append, no I/O)."""
@@ -153,9 +196,16 @@ class LogWriter:
 
     async def drain(self) -> None:
         """Wait until every queued entry was written (or dropped because the writer failed)."""
-        while (self._pending or self._busy) and self.state == "ok" and self._task is not None:
+        while (self._pending or self._busy) and self.state == "ok":
+            task = self._task
+            if task is None or task.done():
+                return  # no flusher left to wait for (finish() then reports what is missing)
             self._drained.clear()
-            await self._drained.wait()
+            # every write is bounded by write_timeout; the poll also catches a flusher that ended
+            try:
+                await asyncio.wait_for(self._drained.wait(), self._s.write_timeout)
+            except asyncio.TimeoutError:
+                continue
 
     async def close(self, seq: int) -> None:
         """Stop the flusher; a degraded writer makes one last attempt at its marker first."""
@@ -188,6 +238,13 @@ class LogWriter:
                         self.ended = True
                 except RedisSinkError as err:
                     self._failed(err)
+                except Exception as exc:  # never let the flusher die silently: drain() would wait forever
+                    self._failed(
+                        RedisSinkError(
+                            f"could not write to the Redis log {self.key}: {type(exc).__name__}: {exc}",
+                            reason="rejected",
+                        )
+                    )
                 finally:
                     self._busy = False
                 if self._paused_by_us and len(pending) <= self._resume_below:
@@ -204,6 +261,17 @@ class LogWriter:
 
     async def _execute(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
         """One pipeline round trip: XADD every entry, then EXPIRE. Raises RedisSinkError."""
+        try:
+            return await self._execute_checked(entries)
+        except RedisSinkError:
+            raise
+        except Exception as exc:  # an encoding error or a client bug: a typed failure, never a hang
+            raise RedisSinkError(
+                f"could not write to the Redis log {self.key}: {type(exc).__name__}: {exc}",
+                reason="rejected",
+            ) from exc
+
+    async def _execute_checked(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
         s = self._s
         pipe = self._client.pipeline(transaction=False)
         for kind, fields, seq in entries:
@@ -233,6 +301,8 @@ class LogWriter:
             raise RedisSinkError(f"Redis error while writing {self.key}: {exc}", reason="rejected") from exc
         for (_kind, _, seq), res in zip(entries, results, strict=False):
             if isinstance(res, ResponseError) and _DUPLICATE in str(res):
+                if _kind == "start":
+                    self._start_taken = True  # open() checks whose start entry it is
                 continue  # a retried write that had already landed
             if isinstance(res, BaseException):
                 reason = "unavailable" if isinstance(res, (RedisConnectionError, OSError)) else "rejected"
@@ -249,7 +319,7 @@ class LogWriter:
 
     # -- failure -----------------------------------------------------------------------------------
 
-    def _failed(self, err: RedisSinkError) -> None:
+    def _failed(self, err: RedisSinkError, *, abort: bool = True) -> None:
         if self.state != "ok":
             return
         err.stream_id = self.stream_id
@@ -258,7 +328,8 @@ class LogWriter:
         if self._s.on_redis_error == "fail":
             self.state = "failed"
             log.warning("stream %s: Redis log failed, failing the stream: %s", self.stream_id, err)
-            self._stream.abort(err)
+            if abort:
+                self._stream.abort(err)
         else:
             self.state = "degraded"
             log.warning(

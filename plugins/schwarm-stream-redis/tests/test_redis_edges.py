@@ -1,0 +1,218 @@
+"""Edges of the Redis log (issue 14): any Python str, writer failures that must not hang, two writers
+on one stream id, and what ``maxlen`` trimming really promises. Against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schwarm_stream_redis import (
+    LogMessage,
+    RedisSettings,
+    RedisSinkError,
+    RedisStreamPlugin,
+    StreamDegraded,
+    StreamGone,
+    StreamIdConflict,
+    read_stream,
+    redis_log,
+    stream_info,
+    stream_key,
+)
+from schwarm_stream_redis import _writer as writer_module
+from schwarm_stream_redis._codec import decode_entry, encode_end, encode_event, encode_start
+from schwarm_stream_redis.testing import RedisServer
+
+from schwarm_stream import Chunk, Pipeline, ToolCallDelta
+from schwarm_stream.sources import from_iterator
+
+NO_AUTOLOAD = {"plugins": {"autoload": False}}
+
+# every code point, lone surrogates included (codec=None: no "must be encodable" filter)
+ANY_TEXT = st.text(alphabet=st.characters(codec=None), max_size=40)
+
+
+def pieces(parts: list[str]) -> Any:
+    async def gen() -> AsyncIterator[str]:
+        for p in parts:
+            yield p
+
+    return from_iterator(gen)
+
+
+def pipeline(url: str, client: redis.asyncio.Redis, **kw: Any) -> Pipeline:
+    kw.setdefault("tenant", "acme")
+    return Pipeline([RedisStreamPlugin(RedisSettings(url=url, **kw), client=client)], config=NO_AUTOLOAD)
+
+
+async def read_all(client: redis.asyncio.Redis, sid: str, after: int = 0) -> LogMessage:
+    shown = LogMessage()
+    async for value in read_stream(client, "acme", sid, after=after, block_ms=100, idle_timeout=5):
+        shown.feed(value)
+    return shown
+
+
+# -- item 3: any str, never a hang ----------------------------------------------------------------------
+
+
+@given(text=ANY_TEXT, name=ANY_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_every_str_encodes_to_utf8_fields_and_decodes_back_exactly(text: str, name: str) -> None:
+    for ev in (Chunk(text, "text", 0, 0, 3), ToolCallDelta(0, name, name, text, 0, 4)):
+        fields = encode_event(ev)
+        for v in fields.values():
+            v.encode("utf-8")  # what redis-py does: must never raise
+        assert decode_entry(fields)[2] == ev
+    for fields in (
+        encode_start({"model": name}),
+        encode_end(5, "error", message={"text": text}, error={"message": name}),
+    ):
+        for v in fields.values():
+            v.encode("utf-8")
+        assert decode_entry(fields)[2] is not None
+
+
+@given(text=ANY_TEXT)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_every_str_goes_through_a_real_redis_and_back(redis_server: RedisServer, text: str) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    key = f"schwarm:acme:stream:{uuid.uuid4().hex}"
+    try:
+        ev = Chunk(text, "text", 0, 0, 1)
+        client.xadd(key, encode_event(ev), id="1-1")  # type: ignore[arg-type]
+        ((_, raw),) = client.xrange(key)
+        fields = {k.decode(): v.decode("utf-8") for k, v in raw.items()}  # strict: valid UTF-8 in Redis
+        assert decode_entry(fields)[2] == ev
+    finally:
+        client.delete(key)
+        client.close()
+
+
+@pytest.mark.parametrize("mode", ["fail", "degrade"])
+async def test_split_surrogates_neither_hang_nor_lose_the_stream(
+    redis_server: RedisServer, mode: str
+) -> None:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        parts = ["smile ", "\ud83d", "\ude00", " lone \udfff end", "\ud800"]
+        stream = pipeline(redis_server.url, client, on_redis_error=mode, write_timeout=1.0).open(pieces(parts))
+        async with asyncio.timeout(10):  # before the fix: stream_complete waited forever
+            message = await stream.collect()
+        assert redis_log(stream).state == "ok" and redis_log(stream).ended
+        shown = await read_all(client, stream.id)
+        assert shown.end is not None and shown.end.status == "complete"
+        assert shown.text == message.text  # the log holds exactly what the consumer saw
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("mode", ["fail", "degrade"])
+async def test_an_unexpected_write_error_surfaces_through_the_failure_mode_never_hangs(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    def broken(event: Any) -> dict[str, str]:
+        raise UnicodeEncodeError("utf-8", "\ud83d", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(writer_module, "encode_event", broken)
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        stream = pipeline(redis_server.url, client, on_redis_error=mode, write_timeout=1.0).open(
+            pieces(["a", "b", "c"])
+        )
+        async with asyncio.timeout(10):
+            if mode == "fail":
+                with pytest.raises(RedisSinkError) as info:
+                    await stream.collect()
+                assert info.value.reason == "rejected" and "UnicodeEncodeError" in str(info.value)
+            else:
+                assert (await stream.collect()).text == "abc"
+                assert redis_log(stream).degraded
+        with pytest.raises(StreamDegraded):  # readers are told the log is incomplete
+            await read_all(client, stream.id)
+    finally:
+        await client.aclose()
+
+
+# -- item 10: one writer per stream id ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["fail", "degrade"])
+async def test_a_second_writer_on_the_same_stream_id_gets_a_typed_conflict(
+    redis_server: RedisServer, mode: str
+) -> None:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        pipe = pipeline(redis_server.url, client, on_redis_error=mode)
+        sid = uuid.uuid4().hex
+        first = pipe.open(pieces(["first ", "writer"]), stream_id=sid)
+        assert (await first.collect()).text == "first writer"
+        second = pipe.open(pieces(["second ", "writer"]), stream_id=sid)
+        async with asyncio.timeout(10):
+            with pytest.raises(StreamIdConflict) as info:
+                await second.collect()
+        assert isinstance(info.value, RedisSinkError) and info.value.reason == "conflict"
+        assert sid in str(info.value) and second.chunks == 0  # refused before the provider was read
+        shown = await read_all(client, sid)  # the first writer's log is untouched
+        assert shown.text == "first writer" and shown.end is not None and shown.end.status == "complete"
+    finally:
+        await client.aclose()
+
+
+async def test_two_concurrent_writers_exactly_one_wins(redis_server: RedisServer) -> None:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        pipe = pipeline(redis_server.url, client)
+        sid = uuid.uuid4().hex
+        streams = [pipe.open(pieces([f"writer{i} ", "text"]), stream_id=sid) for i in range(2)]
+        results = await asyncio.gather(*(s.collect() for s in streams), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        wins = [r for r in results if not isinstance(r, BaseException)]
+        assert len(wins) == 1 and len(errors) == 1 and isinstance(errors[0], StreamIdConflict), results
+        assert (await read_all(client, sid)).text == wins[0].text
+    finally:
+        await client.aclose()
+
+
+# -- item 10: what maxlen promises ----------------------------------------------------------------------
+
+
+def words(n: int) -> Any:
+    return pieces([f"w{i} " for i in range(n)])
+
+
+async def test_approximate_maxlen_may_keep_a_short_stream_whole(
+    redis_server: RedisServer, rclient: redis.asyncio.Redis
+) -> None:
+    # MAXLEN ~ only drops whole radix-tree nodes (stream-node-max-entries, 100 by default): a log shorter
+    # than about maxlen + 100 entries is not trimmed at all, so readers from seq 0 still get everything
+    stream = pipeline(redis_server.url, rclient, maxlen=10).open(words(50))
+    await stream.collect()
+    info = await stream_info(rclient, "acme", stream.id)
+    assert info.first_seq == 0 and info.end is not None  # the start entry is still there
+    assert await rclient.xlen(stream_key("acme", stream.id)) == info.end.seq + 1  # every entry
+    assert (await read_all(rclient, stream.id)).text == "".join(f"w{i} " for i in range(50))
+
+
+async def test_a_size_that_really_trims_answers_410_for_trimmed_positions(
+    redis_server: RedisServer, rclient: redis.asyncio.Redis
+) -> None:
+    stream = pipeline(redis_server.url, rclient, maxlen=10).open(words(600))
+    await stream.collect()
+    info = await stream_info(rclient, "acme", stream.id)
+    kept = await rclient.xlen(stream_key("acme", stream.id))
+    assert info.end is not None and 10 <= kept < info.end.seq + 1  # trimmed, never below maxlen
+    assert info.first_seq > 1 and info.first_seq + kept == info.end.seq + 1  # the newest entries stay
+    for after in (0, info.first_seq - 2):
+        with pytest.raises(StreamGone) as gone:
+            await read_all(rclient, stream.id, after=after)
+        assert gone.value.status == 410 and gone.value.first_seq == info.first_seq
+    tail = await read_all(rclient, stream.id, after=info.first_seq - 1)
+    assert tail.end is not None and tail.end.status == "complete"
+    assert tail.text == "".join(f"w{i} " for i in range(info.first_seq - 1, 600))
