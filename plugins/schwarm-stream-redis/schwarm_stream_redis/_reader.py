@@ -44,6 +44,10 @@ __all__ = ["IDLE", "StreamInfo", "follow", "prepare", "read_stream", "stream_inf
 
 Entry = tuple[int, str, Any, Mapping[str, str]]
 
+#: Seconds any reader command may take (on top of ``block_ms`` for ``XREAD BLOCK``) before it
+#: counts as :class:`LogUnavailable`: no Redis call of a reader waits forever on a dead connection.
+OP_TIMEOUT = 10.0
+
 
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
@@ -92,7 +96,7 @@ async def _bounds(redis: Redis, key: str) -> tuple[Entry, Entry] | None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xrange(key, count=1)
         pipe.xrevrange(key, count=1)
-        first, last = await pipe.execute()
+        first, last = await asyncio.wait_for(pipe.execute(), OP_TIMEOUT)
     if not first or not last:
         return None
     return _decode(key, first[0][1]), _decode(key, last[0][1])
@@ -187,7 +191,9 @@ async def follow(
     idle_since = loop.time()
     try:
         while True:
-            reply = await redis.xread({key: position}, count=count, block=block_ms)
+            reply = await asyncio.wait_for(
+                redis.xread({key: position}, count=count, block=block_ms), block_ms / 1000 + OP_TIMEOUT
+            )
             if not reply:
                 await _check_idle(redis, key, cursor=expected - 1)
                 if idle_timeout is not None and loop.time() - idle_since > idle_timeout:

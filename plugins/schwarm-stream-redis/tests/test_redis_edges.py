@@ -216,3 +216,31 @@ async def test_a_size_that_really_trims_answers_410_for_trimmed_positions(
     tail = await read_all(rclient, stream.id, after=info.first_seq - 1)
     assert tail.end is not None and tail.end.status == "complete"
     assert tail.text == "".join(f"w{i} " for i in range(info.first_seq - 1, 600))
+
+
+# -- item 3: every Redis call is bounded ----------------------------------------------------------------
+
+
+async def test_a_redis_that_never_answers_bounds_writer_and_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    from schwarm_stream_redis import LogUnavailable
+    from schwarm_stream_redis import _reader as reader_module
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # accepts every command, answers none
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.asyncio.Redis.from_url(url)
+    monkeypatch.setattr(reader_module, "OP_TIMEOUT", 0.3)
+    try:
+        async with asyncio.timeout(10):
+            stream = pipeline(url, client, write_timeout=0.3).open(pieces(["a"]))
+            with pytest.raises(RedisSinkError) as info:
+                await stream.collect()
+            assert info.value.reason == "timeout"
+            with pytest.raises(LogUnavailable):
+                await read_all(client, uuid.uuid4().hex)
+    finally:
+        await client.aclose()
+        server.close()
