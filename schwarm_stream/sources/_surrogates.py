@@ -35,6 +35,7 @@ __all__ = ["REPLACED", "Surrogates"]
 REPLACED = "replaced_surrogates"
 
 _ANY = re.compile("[\ud800-\udfff]")
+_search = _ANY.search
 
 
 def _repair(s: str) -> tuple[str, int]:
@@ -65,7 +66,7 @@ class Surrogates:
                 s = ev.arguments  # type: ignore[union-attr]
             else:
                 continue
-            if s and not s.isascii() and _ANY.search(s) is not None:
+            if not s.isascii() and _search(s) is not None:  # isascii: constant time
                 return self._slow(out)
         return out
 
