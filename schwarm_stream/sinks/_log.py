@@ -38,6 +38,29 @@ __all__ = [
 ]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` made encodable as UTF-8: a surrogate pair becomes its character, a lone half U+FFFD.
+
+    Python strs may hold surrogate code points (e.g. one JSON ``\\uD83D`` escape per delta); they cannot
+    be written as UTF-8, so every sink passes its output through here and never fails on any str.
+    """
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def clean_item(item: Item) -> Item:
+    """An :class:`Item` whose event name and data are valid UTF-8 text (see :func:`clean_text`)."""
+    event = item.event if item.event is None else clean_text(item.event)
+    data = clean_text(item.data)
+    if event is item.event and data is item.data:
+        return item
+    return Item(event, data, item.is_json)
+
+
 class Item(NamedTuple):
     """One formatted output unit: an SSE event or a WebSocket message.
 
@@ -130,7 +153,7 @@ class EventLog:
 
     def prefix(self, items: list[Item]) -> None:
         """Hold ``items`` and send them with the next entry (keeps ids equal to event sequence numbers)."""
-        self._prefix.extend(items)
+        self._prefix.extend(clean_item(i) for i in items)
 
     def append(self, items: list[Item] | tuple[Item, ...]) -> int:
         """Append one entry and wake the subscribers; returns its id. Entries may be empty."""
@@ -140,7 +163,7 @@ class EventLog:
             items = (*self._prefix, *items)
             self._prefix = []
         self.last_id += 1
-        self._entries.append(Entry(self.last_id, tuple(items)))
+        self._entries.append(Entry(self.last_id, tuple(clean_item(i) for i in items)))
         self._wake()
         return self.last_id
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._stash import StashKey
 from ..hookspecs import hookimpl
-from ._log import HEARTBEAT, ChannelRegistry, EventLog, Item, ResumeGone, parse_last_event_id
+from ._log import HEARTBEAT, ChannelRegistry, EventLog, Item, ResumeGone, clean_text, parse_last_event_id
 from ._vocab import Formatter, make_formatter
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def encode_sse(
         if retry < 0:
             raise ValueError(f"retry must be >= 0, got {retry}")
         lines.append(f"retry: {retry}")
-    return "\n".join(lines) + "\n\n"
+    return clean_text("\n".join(lines) + "\n\n")  # always UTF-8 encodable (lone surrogates: U+FFFD)
 
 
 def encode_entry(entry_id: int, items: tuple[Item, ...] | list[Item]) -> str:

@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
-from ._log import HEARTBEAT, Entry, Item, ResumeError, parse_last_event_id
+from ._log import HEARTBEAT, Entry, Item, ResumeError, clean_text, parse_last_event_id
 from .sse import SSESink
 
 __all__ = ["encode_ws_entry", "error_message", "serve_websocket", "websocket_messages"]
@@ -31,7 +31,7 @@ __all__ = ["encode_ws_entry", "error_message", "serve_websocket", "websocket_mes
 def _message(item: Item, entry_id: int | None) -> str:
     data = item.data if item.is_json else json.dumps(item.data, ensure_ascii=False)
     head = "{" if entry_id is None else f'{{"id":{entry_id},'
-    return f'{head}"event":{json.dumps(item.event)},"data":{data}}}'
+    return clean_text(f'{head}"event":{json.dumps(item.event)},"data":{data}}}')
 
 
 def encode_ws_entry(entry: Entry) -> list[str]:

@@ -24,10 +24,21 @@ SSE responses come from sse-starlette (keep-alive pings, disconnect detection, s
 ``Cache-Control: no-store`` and ``X-Accel-Buffering: no`` so proxies neither cache nor buffer them.
 """
 
-from ._hub import Channel, Producer, StreamHub
+from ._guard import WebGuard
+from ._hub import Authorize, Channel, Producer, StreamHub
 from ._serve import ThreadedServer, serve
 from .plugin import WebSettings
 
 __version__ = "0.1.0"
 
-__all__ = ["Channel", "Producer", "StreamHub", "ThreadedServer", "WebSettings", "__version__", "serve"]
+__all__ = [
+    "Authorize",
+    "Channel",
+    "Producer",
+    "StreamHub",
+    "ThreadedServer",
+    "WebGuard",
+    "WebSettings",
+    "__version__",
+    "serve",
+]

@@ -16,6 +16,7 @@ connection).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -23,16 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sse_starlette import EventSourceResponse
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from schwarm_stream import Config, StreamCancelled
 from schwarm_stream.sinks import CHANNEL_KEY, EventLog, ResumeError, SSESink, serve_websocket
 
+from ._guard import WebGuard
 from .plugin import WebSettings
 
-__all__ = ["Channel", "Producer", "StreamHub"]
+__all__ = ["Authorize", "Channel", "Producer", "StreamHub"]
 
 log = logging.getLogger("schwarm_stream.starlette")
 
@@ -60,6 +62,25 @@ class Channel:
 
 Producer = Callable[[Channel], Awaitable[Any]]
 
+#: ``authorize(request_or_websocket, channel_id)`` -> truthy to allow, falsy to deny (403); may be async.
+Authorize = Callable[[HTTPConnection, str], "bool | Awaitable[bool]"]
+
+
+def _forbidden() -> Response:
+    return JSONResponse({"error": "Forbidden", "message": "not allowed to read this channel"}, status_code=403)
+
+
+class _Deferred:
+    """An ASGI response decided after an async authorization check."""
+
+    def __init__(self, check: Awaitable[Any], respond: Callable[[], Response]) -> None:
+        self.check = check
+        self.respond = respond
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        response = self.respond() if await self.check else _forbidden()
+        await response(scope, receive, send)
+
 
 def _error_response(exc: ResumeError) -> Response:
     return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=exc.status)
@@ -70,7 +91,9 @@ class StreamHub:
 
     ``settings`` is a :class:`~schwarm_stream_starlette.WebSettings` (or a dict of its fields);
     keyword arguments override single fields. Register :attr:`sink` in the pipeline your producers
-    use: ``Pipeline([hub.sink])``.
+    use: ``Pipeline([hub.sink])``. ``authorize(request, channel_id)`` (sync or async) is asked before
+    every SSE/WebSocket subscription; a falsy answer is a 403 (WebSocket: close code 4403). Wrap the
+    app with :meth:`guard` for the body size limit and CORS.
     """
 
     def __init__(
@@ -78,8 +101,10 @@ class StreamHub:
         settings: WebSettings | Mapping[str, Any] | None = None,
         *,
         sink: SSESink | None = None,
+        authorize: Authorize | None = None,
         **overrides: Any,
     ) -> None:
+        self.authorize = authorize
         base = settings.model_dump() if isinstance(settings, WebSettings) else dict(settings or {})
         self.settings = WebSettings.model_validate({**base, **overrides})
         s = self.settings
@@ -138,6 +163,10 @@ class StreamHub:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def guard(self, app: Any) -> WebGuard:
+        """``app`` wrapped with the body size limit (``max_body``, 413) and CORS (``cors_origins``)."""
+        return WebGuard(app, max_body=self.settings.max_body, cors_origins=self.settings.cors_origins)
+
     # -- subscribers ------------------------------------------------------------------------------
 
     def sse(self, request: Request, channel_id: str, *, max_events: int | None = None) -> Response:
@@ -145,7 +174,17 @@ class StreamHub:
 
         404 for an unknown channel, 410 when the id left the ring buffer, 400 for a malformed id.
         ``max_events`` ends the response after that many entries (the browser reconnects).
+        403 when the hub's ``authorize`` hook denies the request.
         """
+        if self.authorize is not None:
+            allowed = self.authorize(request, channel_id)
+            if inspect.isawaitable(allowed):
+                return _Deferred(allowed, lambda: self._sse(request, channel_id, max_events))  # type: ignore[return-value]
+            if not allowed:
+                return _forbidden()
+        return self._sse(request, channel_id, max_events)
+
+    def _sse(self, request: Request, channel_id: str, max_events: int | None) -> Response:
         try:
             frames = self.sink.frames(
                 channel_id, request.headers.get("last-event-id"), heartbeat=None, max_entries=max_events
@@ -158,7 +197,7 @@ class StreamHub:
             try:
                 async with aclosing(frames) as it:
                     async for text in it:
-                        yield text.encode("utf-8")
+                        yield text.encode("utf-8", "replace")  # frames are already UTF-8 clean
             finally:
                 self._detached(channel_id)
 
@@ -175,6 +214,16 @@ class StreamHub:
     async def websocket(self, websocket: WebSocket, channel_id: str) -> None:
         """Serve ``channel_id`` on an accepted-here WebSocket; ``?after=N`` resumes after id N."""
         await websocket.accept()
+        if self.authorize is not None:
+            allowed = self.authorize(websocket, channel_id)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            if not allowed:
+                await websocket.send_text(
+                    '{"event":"error","data":{"status":403,"message":"not allowed to read this channel"}}'
+                )
+                await websocket.close(4403)
+                return
         after = websocket.query_params.get("after")
         self._attached(channel_id)
         sender = asyncio.create_task(serve_websocket(self.sink, channel_id, websocket.send_text, after))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schwarm_stream import hookimpl
 
@@ -41,6 +41,19 @@ class WebSettings(BaseModel):
     retry: int | None = Field(3000, ge=0, description="reconnection delay sent to browsers, ms")
     format: Literal["json", "text", "vercel"] = Field("json", description="event vocabulary")
     expose_errors: bool = Field(False, description="send error messages, not only error types")
+    max_body: int | None = Field(
+        1_048_576, ge=0, description="largest request body in bytes (413 beyond it; None: no limit)"
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="origins allowed to read the endpoints cross-origin (empty: CORS closed; '*' refused)"
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(o.strip() == "*" for o in value):
+            raise ValueError("cors_origins must list explicit origins, not '*'")
+        return value
 
 
 @hookimpl
