@@ -7,7 +7,9 @@ stream opens; every stream after that reuses the same precomputed hook table.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -19,12 +21,14 @@ from pydantic import BaseModel, ValidationError
 
 from ._dispatch import HookTable
 from ._errors import ConfigError, PluginError
-from ._manager import PluginInfo, make_plugin_manager
+from ._manager import BUILTIN_PLUGINS, PluginInfo, make_plugin_manager
 from ._stream import Stream
 from .config import Config, format_validation_error
 from .sources import Source, as_source
 
 __all__ = ["Pipeline", "default_pipeline", "open"]
+
+log = logging.getLogger("schwarm_stream")
 
 ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 
@@ -79,8 +83,11 @@ class Pipeline:
         if self._table is None:
             with self._lock:
                 if self._table is None:
-                    self._plugins.append((name, plugin) if name is not None else plugin)
-                    return name or f"<pending {type(plugin).__name__}>"
+                    # The name is fixed now, so the id returned is the one the plugin is
+                    # registered under at build time, and unregister() honours it before then too.
+                    name = name or self._pending_name(plugin)
+                    self._plugins.append((name, plugin))
+                    return name
         pm = self.plugin_manager
         registered = pm.register(plugin, name=name)
         if registered is None:
@@ -107,12 +114,38 @@ class Pipeline:
         return registered
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> None:
-        """Remove a plugin (by object or name)."""
+        """Remove a plugin (by object or name), also one registered before the first stream."""
+        if self._table is None:
+            with self._lock:
+                if self._table is None:
+                    kept = [p for p in self._plugins if not self._is(p, plugin, name)]
+                    if len(kept) != len(self._plugins):
+                        self._plugins = kept
+                        return
         pm = self.plugin_manager
         gone = name or (pm.get_name(plugin) if plugin is not None else None)
         pm.unregister(plugin=plugin, name=name)
         self._infos = [i for i in self._infos if i.name != gone or i.builtin]
         self._rebuild()
+
+    def _pending_name(self, plugin: Any) -> str:
+        """``module.Class`` (a module: its name) of ``plugin``, unique among the pending plugins."""
+        if inspect.ismodule(plugin):
+            base = plugin.__name__
+        else:
+            cls = plugin if inspect.isclass(plugin) else type(plugin)
+            base = f"{cls.__module__}.{cls.__qualname__}"
+        taken = {p[0] for p in self._plugins if isinstance(p, tuple)}
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}#{n}"
+        return name
+
+    @staticmethod
+    def _is(entry: Any, plugin: Any, name: str | None) -> bool:
+        entry_name, obj = entry if isinstance(entry, tuple) else (None, entry)
+        return (name is not None and entry_name == name) or (plugin is not None and obj is plugin)
 
     def _ensure(self) -> None:
         if self._table is not None:
@@ -129,7 +162,7 @@ class Pipeline:
                 load_errors=pc.load_errors,
             )
             self._pm, self._infos = pm, infos
-            self.config = self._validate_sections(pm, self.config)
+            self.config = self._validate_sections(pm, self.config, self._plugins)
             pm.hook.stream_configure(config=self.config)
             self._table = HookTable(pm)
 
@@ -138,7 +171,7 @@ class Pipeline:
         self._table = HookTable(self._pm)
 
     @staticmethod
-    def _validate_sections(pm: pluggy.PluginManager, config: Config) -> Config:
+    def _validate_sections(pm: pluggy.PluginManager, config: Config, plugins: Iterable[Any] = ()) -> Config:
         schemas: dict[str, tuple[str, type[BaseModel]]] = {}
         for impl in pm.hook.stream_config_schema.get_hookimpls():
             if inspect.iscoroutinefunction(impl.function):
@@ -165,6 +198,14 @@ class Pipeline:
                 msg = format_validation_error(exc, prefix=section)
                 raise ConfigError(f"plugin {plugin!r}: {msg}", key=section) from None
         unknown = sorted(set(raw) - set(schemas))
+        disabled = _disabled_sections(pm, plugins)
+        for section in [u for u in unknown if u in disabled]:
+            log.warning(
+                "config section %r belongs to plugin %r, which is disabled; the section is ignored",
+                section,
+                disabled[section],
+            )
+            unknown.remove(section)
         if unknown:
             known = sorted([*Config.model_fields, *schemas])
             raise ConfigError(
@@ -194,6 +235,31 @@ class Pipeline:
             agent_id=agent_id,
             stream_id=stream_id,
         )
+
+
+def _disabled_sections(pm: pluggy.PluginManager, plugins: Iterable[Any] = ()) -> dict[str, str]:
+    """Config sections of the disabled (blocked) plugins -> the plugin's name.
+
+    A blocked plugin's own name always counts as its section (``redis`` -> ``[redis]``); a
+    blocked built-in's declared sections are read from its module (built-ins are part of the
+    package, so importing one loads nothing foreign). Blocked entry points are never loaded.
+    """
+    blocked = {n for n, p in pm.list_name_plugin() if p is None}  # pluggy keeps blocked names as None
+    sections = {n: n for n in blocked}
+    given = {p[0]: p[1] for p in plugins if isinstance(p, tuple)}  # objects passed in: no loading
+    for name in blocked:
+        modname = BUILTIN_PLUGINS.get(name)
+        if modname is None and name not in given:
+            continue
+        try:
+            holder = given[name] if name in given else importlib.import_module(str(modname))
+            schema = getattr(holder, "stream_config_schema", None)
+            declared = schema() if callable(schema) and not inspect.iscoroutinefunction(schema) else None
+        except Exception:  # a broken disabled built-in only loses the friendlier message
+            declared = None
+        for section in declared or {}:
+            sections.setdefault(section, name)
+    return sections
 
 
 _default: Pipeline | None = None

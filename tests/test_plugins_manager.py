@@ -458,8 +458,11 @@ def test_entry_point_config_errors_name_plugin_and_key(
     assert info.value.key == "greeter"
 
 
-def test_section_of_a_disabled_plugin_is_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_section_of_a_disabled_plugin_warns_and_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 14 item 12: disabling a plugin whose section is still set no longer fails every stream.
     mod = unique("sst_cfgoff")
     install_dist(tmp_path, monkeypatch, entry_points={"greeter": mod}, modules={mod: CONFIGURED_PLUGIN})
-    with pytest.raises(ConfigError, match=r"unknown config section.*'greeter'"):
-        Pipeline(config={"greeter": {}, "plugins": {"disable": ["greeter"]}}).plugins()
+    Pipeline(config={"greeter": {}, "plugins": {"disable": ["greeter"]}}).plugins()
+    assert any("'greeter'" in r.getMessage() and "disabled" in r.getMessage() for r in caplog.records)
