@@ -584,7 +584,8 @@ Examples:
   schwarm-stream replay --json ../shared/corpus/openai-python/**/*.bin
   schwarm-stream replay --protocol anthropic-messages body.txt
 
-Files are raw SSE bodies, or one JSON payload per line (*.chunks.txt).
+Files are raw SSE bodies, or one JSON payload per line (*.chunks.txt, or any file whose first
+non-blank character is '{').
 Exit status: 0 only if every response completed, else 1.""",
 )
 @click.argument(
@@ -628,8 +629,33 @@ def _bodies(path: Path, protocol: str | None) -> list[tuple[str, bytes]]:
     """``(protocol, body)`` per response recorded in ``path``; ValueError when it is not a stream."""
     from .testing.corpus import detect_protocol, to_sse_body
 
-    bodies = to_sse_body(path, protocol)
+    if _is_json_lines(path):
+        if not path.name.endswith(".chunks.txt"):  # the corpus's own files keep their lenient framing
+            _check_json_lines(path)
+        bodies = to_sse_body(path, protocol, json_lines=True)
+    else:
+        bodies = to_sse_body(path, protocol)
     return [(protocol or detect_protocol(body), body) for body in bodies]
+
+
+def _is_json_lines(path: Path) -> bool:
+    """One JSON payload per line (by the ``*.chunks.txt`` name or by content), not an SSE body."""
+    if path.name.endswith(".chunks.txt"):
+        return True
+    with path.open("rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"{")  # SSE starts with a field name (data:, event:, id:) or a comment (:)
+
+
+def _check_json_lines(path: Path) -> None:
+    """A broken line is reported by its number, before anything is replayed."""
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: line {number} is not valid JSON ({exc})") from None
 
 
 async def _replay(files: Sequence[Path], protocol: str | None, as_json: bool, out: TextIO) -> bool:

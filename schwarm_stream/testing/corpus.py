@@ -307,18 +307,19 @@ def _frame(lines: list[bytes], protocol: Protocol) -> bytes:
     return b"".join(parts)
 
 
-def to_sse_body(path: Path, protocol: str | None = None) -> list[bytes]:
+def to_sse_body(path: Path, protocol: str | None = None, *, json_lines: bool | None = None) -> list[bytes]:
     """Return one raw SSE HTTP body per response recorded in ``path``.
 
     ``*.chunks.txt`` files are treated as jsonl (framed and split as described in the module docstring),
     ``*.http-error.json`` files raise ``ValueError`` (not streams), anything else is raw SSE returned byte
     for byte as a single body.  ``protocol`` is only needed for jsonl; it is detected when omitted.
+    ``json_lines`` overrides the name-based choice (the CLI recognises JSON-lines files by content).
     """
     path = Path(path)
     if path.name.endswith(_HTTP_ERROR_SUFFIX):
         raise ValueError(f"{path.name} is an HTTP error record, not a stream; use load_http_errors()")
     raw = path.read_bytes()
-    if not path.name.endswith(_JSONL_SUFFIX):
+    if not (path.name.endswith(_JSONL_SUFFIX) if json_lines is None else json_lines):
         return [raw]
     lines = [line.strip() for line in _LINE_SPLIT_RE.split(raw)]
     lines = [line for line in lines if line]
