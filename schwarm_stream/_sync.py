@@ -43,13 +43,23 @@ class SyncStream:
 
     def __iter__(self) -> Iterator[Event]:
         self._start()
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        finished = False
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    finished = True
+                    break
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+        finally:
+            # The iterator was closed early (``break`` without ``with``, generator close, garbage
+            # collection, an exception in the consumer): close the provider stream now, so it ends
+            # as ``cancelled`` instead of reading the whole answer in the background.
+            if not finished:
+                self.close()
 
     def collect(self) -> Message:
         """Consume every event and return the final message (raises the stream's error)."""
