@@ -53,6 +53,8 @@ def _dumps(record: dict[str, Any]) -> str:
     reads back as exactly the same ``str``) instead of failing the recorder.
     """
     line = json.dumps(record, ensure_ascii=False, default=str)
+    if line.isascii():
+        return line
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:

@@ -69,6 +69,8 @@ def _dumps(obj: Any) -> str:
     escape, which is valid JSON, pure ASCII, and decodes back to exactly the same ``str``.
     """
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

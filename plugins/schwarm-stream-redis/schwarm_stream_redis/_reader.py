@@ -191,7 +191,7 @@ async def follow(
     idle_since = loop.time()
     try:
         while True:
-            reply = await asyncio.wait_for(
+            reply: Any = await asyncio.wait_for(
                 redis.xread({key: position}, count=count, block=block_ms), block_ms / 1000 + OP_TIMEOUT
             )
             if not reply:

@@ -156,7 +156,7 @@ class LogWriter:
             ) from exc
         owner = None
         if found:
-            raw = found[0][1]
+            raw: Any = found[0][1] or {}
             owner = raw.get(b"writer", raw.get("writer"))
             if isinstance(owner, bytes):
                 owner = owner.decode("ascii", "replace")

@@ -102,7 +102,9 @@ async def test_split_surrogates_neither_hang_nor_lose_the_stream(
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
         parts = ["smile ", "\ud83d", "\ude00", " lone \udfff end", "\ud800"]
-        stream = pipeline(redis_server.url, client, on_redis_error=mode, write_timeout=1.0).open(pieces(parts))
+        stream = pipeline(redis_server.url, client, on_redis_error=mode, write_timeout=1.0).open(
+            pieces(parts)
+        )
         async with asyncio.timeout(10):  # before the fix: stream_complete waited forever
             message = await stream.collect()
         assert redis_log(stream).state == "ok" and redis_log(stream).ended
