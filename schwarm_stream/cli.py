@@ -149,6 +149,7 @@ def get_weather(city: str) -> dict[str, Any]:
 Examples:
   schwarm-stream demo
   schwarm-stream demo --provider anthropic --prompt "Weather in Oslo?"
+  schwarm-stream demo --faults             # truncation caught, reset restarted, partial JSON
   schwarm-stream demo --json | jq .text""",
 )
 @click.option(
@@ -168,7 +169,13 @@ Examples:
 )
 @click.option("--max-turns", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per turn instead.")
-def demo(provider: str, prompt: str, chunk_delay: float, max_turns: int, as_json: bool) -> None:
+@click.option(
+    "--faults",
+    is_flag=True,
+    help="Instead: a truncated stream the SDK calls a success, caught; a reset mid-answer, restarted; "
+    "a tool call's arguments as partial JSON.",
+)
+def demo(provider: str, prompt: str, chunk_delay: float, max_turns: int, as_json: bool, faults: bool) -> None:
     """Run a tool-calling agent loop on the built-in offline provider.
 
     The official SDK client talks to a local server on 127.0.0.1 that plays a
@@ -176,6 +183,10 @@ def demo(provider: str, prompt: str, chunk_delay: float, max_turns: int, as_json
     next turn answers with the result. No API key, no network.
     """
     out = sys.stdout
+    if faults:
+        from ._demo_faults import run_fault_scenes
+
+        sys.exit(EXIT_OK if asyncio.run(run_fault_scenes(out)) else EXIT_STREAM)
     code = asyncio.run(_demo(provider, prompt, chunk_delay, max_turns, as_json, out))
     sys.exit(code)
 

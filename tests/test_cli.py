@@ -516,3 +516,18 @@ def test_invalid_base_url_is_a_usage_error(runner: CliRunner, command: str, url:
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--base-url'" in result.output
     assert "is the server running" not in result.output  # no connection was attempted
+
+
+def test_demo_faults_shows_what_the_sdk_misses() -> None:
+    proc = run_cli("demo", "--faults")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # 1: the bare SDK ends the cut stream without an error; we raise, keeping the partial text
+    assert "openai SDK alone:  ended without an error, text 'The capital of Australia '" in out
+    assert "schwarm_stream:    StreamIncomplete, partial text 'The capital of Australia ' kept" in out
+    # 2: a reset mid-answer is restarted, with a Reset before the new attempt's text
+    assert re.search(r"⟲ Reset \(attempt 2, restart\).*\n\s+The capital of Australia is Canberra, not Sydney\.", out)
+    assert "complete=True after 2 attempts, 1 reset" in out
+    # 3: the arguments parsed so far grow with each fragment, ending in the strict parse
+    assert '-> {"city": ""}' in out and '-> {"city": "Canberra", "unit": ""}' in out
+    assert 'final: get_forecast({"city": "Canberra", "unit": "celsius", "days": 3})' in out
