@@ -162,6 +162,9 @@ class Stream:
         self._table = table
         self._strict = config.plugins.policy == "strict"
         self._hook_limit: float | None = getattr(config.timeouts, "hook", None)
+        self._hook_timer: asyncio.TimerHandle | None = None  # see _await_hook
+        self._hook_since = 0.0
+        self._hook_expired = False  # the hook timer has cancelled the task; not yet delivered
         self._message: Message | None = None
         self._seq = 0
         self._abort_error: StreamError | None = None
@@ -321,7 +324,7 @@ class Stream:
         self._abort_pending = True
         if self._paused is not None:
             self.resume()
-        if self._abort_interrupting:
+        if self._abort_interrupting or self._hook_expired:
             return  # the task is already being interrupted: a second cancel() would look like the caller's
         waiting = self.reading or self._in_backoff or self.running_hook is not None
         if waiting and self._task is not None and not self._task.done():
@@ -423,6 +426,9 @@ class Stream:
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
                 self._flush_handle = None
+            if self._hook_timer is not None:
+                self._hook_timer.cancel()
+                self._hook_timer = None
             self.outcome = outcome
             self.ended_at = time.monotonic()
             if outcome == "cancelled" and self._message is None:
@@ -833,30 +839,54 @@ class Stream:
         :meth:`abort` (``cancel()``, the total timeout) interrupts the await at
         once and raises its error; a call that outlives ``timeouts.hook``
         raises :class:`HookTimeout`, which the caller reports as a
-        :class:`PluginError` under the plugin policy.
+        :class:`PluginError` under the plugin policy. No timer per call: one
+        per-stream timer, armed by the first call that finds none, re-arms
+        itself for the call running when it fires (a hook that returns at once
+        costs a clock read).
         """
         self._task = asyncio.current_task()
         self.running_hook = impl  # the timeouts watchdog reports a slow one by name
         limit = self._hook_limit
+        if limit is not None:
+            loop = asyncio.get_running_loop()
+            self._hook_since = now = loop.time()
+            if self._hook_timer is None:
+                self._hook_timer = loop.call_at(now + limit, self._hook_due)
         try:
-            if limit is None:
-                return await coro
-            async with asyncio.timeout(limit):
-                return await coro
-        except TimeoutError as exc:
-            if self._abort_pending and self.outcome is None and self._only_our_cancel():
-                self._uncancel()
-                self._raise_abort()
-            raise HookTimeout(
-                f"hook {impl.hook_name!r} did not return within timeouts.hook={limit:g}s"
-            ) from exc
+            return await coro
         except asyncio.CancelledError:
-            if self._abort_pending and self.outcome is None and self._only_our_cancel():
-                self._uncancel()
-                self._raise_abort()
+            aborted = self._abort_pending and self.outcome is None
+            if (aborted or self._hook_expired) and self._only_our_cancel():
+                self._hook_expired = False
+                self._uncancel()  # one cancel(): abort() does not add one to the hook timer's
+                if aborted:
+                    self._raise_abort()  # cancel() and the total timeout win over the hook limit
+                raise HookTimeout(
+                    f"hook {impl.hook_name!r} did not return within timeouts.hook={limit:g}s"
+                ) from None
             raise
         finally:
             self.running_hook = None
+            if self._hook_expired:  # the hook swallowed the cancellation and returned
+                self._hook_expired = False
+                self._uncancel()
+
+    def _hook_due(self) -> None:
+        """The per-stream hook timer: cancel the running hook call if it is over ``timeouts.hook``."""
+        self._hook_timer = None
+        limit = self._hook_limit
+        if self.running_hook is None or limit is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._hook_since + limit
+        if loop.time() < due:
+            self._hook_timer = loop.call_at(due, self._hook_due)
+            return
+        task = self._task
+        if task is None or task.done() or self._abort_interrupting or self._hook_expired:
+            return
+        self._hook_expired = True
+        task.cancel(msg=_HOOK_TIMEOUT)
 
     async def _call_each(self, impls: Sequence[Impl], args: tuple[Any, ...]) -> None:
         for impl in impls:
@@ -900,6 +930,7 @@ class HookTimeout(Exception):
 
 
 _ABORT = "schwarm_stream.abort"
+_HOOK_TIMEOUT = "schwarm_stream.hook_timeout"
 _FLUSH_DUE = object()  # a timed flush is due before the next provider event
 _EXHAUSTED = object()  # the provider stream ended
 

@@ -13,6 +13,15 @@ it: a stalled stream is noticed after ten minutes, or never. ``[timeouts]``:
 ``total``
     seconds for the whole logical stream, all attempts and waits included.
     Never retried; ``[recovery] on_error.timeout`` may turn it into ``partial``.
+    It also interrupts an ``async`` hook call that keeps the stream waiting.
+``slow_hook``
+    not a timeout: a warning naming a plugin whose ``async`` hook call runs
+    longer than this.
+``hook``
+    enforced by the core, not by this watchdog: one ``async`` hook call that has
+    not returned after this many seconds is cancelled and fails as a
+    ``PluginError`` under the plugin policy (``isolate``: warn and go on;
+    ``strict``: fail the stream). Sync hooks cannot be interrupted.
 
 How, without a timer per chunk: one watchdog per stream, a ``loop.call_later``
 callback that runs a few times per timeout period and compares the stream's
