@@ -244,3 +244,51 @@ async def test_an_observer_mutation_fails_a_strict_stream(
                 pass
     assert info.value.partial is not None and "HACKED" not in info.value.partial.text
     await server.wait_connections(0)
+
+
+class HangsAtStart:
+    @hookimpl
+    async def stream_start(self, stream: Stream) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_hung_stream_start_is_interrupted_by_cancel(source: Callable[..., Any]) -> None:
+    stream = fault_pipeline(HangsAtStart(), timeouts={**NO_PROVIDER_TIMEOUTS, "hook": 60.0}).open(source())
+    task = asyncio.create_task(consume(stream))
+    async with asyncio.timeout(10):
+        await _until(lambda: stream.running_hook is not None)
+        stream.cancel()
+        _, error = await task
+    assert isinstance(error, StreamCancelled) and stream.outcome == "cancelled"
+
+
+class SwallowsCancel:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    async def stream_chunk(self, stream: Stream, chunk: Chunk) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                return  # a hook that swallows the hook limit's cancellation
+
+
+async def test_a_hook_that_swallows_the_cancellation_does_not_poison_the_stream(
+    server: ProviderServer, source: Callable[..., Any]
+) -> None:
+    server.script(PROTOCOL, SSEReply(golden_events(PROTOCOL)))
+    hook = SwallowsCancel()
+    pipe = fault_pipeline(hook, timeouts={**NO_PROVIDER_TIMEOUTS, "hook": 0.2})
+    async with asyncio.timeout(10), pipe.open(source()) as stream:
+        message = await stream.collect()
+    assert message.complete and hook.calls > 1 and stream.plugin_errors == []
+
+
+def test_the_hook_limit_is_a_timeouts_setting_with_a_default() -> None:
+    from schwarm_stream.config import Config
+
+    assert Config().timeouts.hook == 30.0
+    assert Config.from_dict({"timeouts": {"hook": None}}).timeouts.hook is None
