@@ -30,7 +30,9 @@ def _too_large(limit: int) -> JSONResponse:
 class WebGuard:
     """ASGI middleware: body size limit (413) and explicit-origin CORS (see the module docstring)."""
 
-    def __init__(self, app: Any, *, max_body: int | None = 1_048_576, cors_origins: Sequence[str] = ()) -> None:
+    def __init__(
+        self, app: Any, *, max_body: int | None = 1_048_576, cors_origins: Sequence[str] = ()
+    ) -> None:
         origins = list(cors_origins)
         if any(o.strip() == "*" for o in origins):
             raise ValueError("cors_origins must list explicit origins, not '*'")

@@ -67,7 +67,9 @@ Authorize = Callable[[HTTPConnection, str], "bool | Awaitable[bool]"]
 
 
 def _forbidden() -> Response:
-    return JSONResponse({"error": "Forbidden", "message": "not allowed to read this channel"}, status_code=403)
+    return JSONResponse(
+        {"error": "Forbidden", "message": "not allowed to read this channel"}, status_code=403
+    )
 
 
 class _Deferred:
