@@ -6,7 +6,7 @@ Two layers:
   the key an SDK client sent in ``Authorization`` / ``x-api-key``), replaced wherever they appear;
 - the **common formats**: OpenAI ``sk-…`` / ``sk-proj-…``, Anthropic ``sk-ant-…``, Google ``AIza…``,
   AWS ``AKIA…`` / ``ASIA…``, GitHub ``ghp_`` / ``gho_`` / ``ghu_`` / ``ghs_`` / ``ghr_`` /
-  ``github_pat_…``, Slack ``xox?-…``, and ``Bearer`` / ``Basic`` credentials (base64 included).
+  ``github_pat_…``, Slack ``xox?-…``, JWTs (``eyJ….eyJ….…``), and ``Bearer`` / ``Basic`` credentials (base64 included).
 
 Every match becomes ``[redacted]``.
 """
@@ -32,6 +32,7 @@ _FORMATS = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{16,}"
     r"|github_pat_[A-Za-z0-9_]{16,}"
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
     r"|(?:Bearer|Basic)\s+[A-Za-z0-9._~+/\-]{6,}=*"
     r")"
 )

@@ -177,6 +177,10 @@ def test_scrub_formats_and_chained_exceptions() -> None:
         shown = f"Basic {secret}" if name == "basic" else f"Bearer {secret}" if name == "bearer" else secret
         assert secret not in scrub(f"x {shown} y"), secret
     assert scrub("Bearer abc+/def==") == "[redacted]"
+    assert (
+        scrub("token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4")
+        == "token=[redacted]"
+    )
     assert scrub("a normal sentence about keys") == "a normal sentence about keys"
     try:
         try:
