@@ -74,11 +74,13 @@ def test_break_without_with_closes_the_provider_stream(tserver: ThreadedProvider
 def test_closing_the_iterator_closes_the_provider_stream(tserver: ThreadedProviderServer) -> None:
     release, ends = threading.Event(), Ends()
     try:
-        it = iter(_open(tserver, ends, release))
+        s = _open(tserver, ends, release)
+        it = iter(s)
         while not isinstance(next(it), Chunk):
             pass
         it.close()  # type: ignore[attr-defined]
         _assert_cancelled(tserver, ends)
+        assert s.outcome == "cancelled" and not s.message.complete
     finally:
         release.set()
 
