@@ -181,7 +181,7 @@ class Pipeline:
                     plugin_name=impl.plugin_name,
                     hook_name="stream_config_schema",
                 )
-            result = impl.function()
+            result: Any = impl.function()
             for section, model in (result or {}).items():
                 if section in schemas:
                     other = schemas[section][0]
