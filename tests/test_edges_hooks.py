@@ -90,10 +90,11 @@ async def test_total_timeout_interrupts_a_hung_hook(
 ) -> None:
     server.script(PROTOCOL, SSEReply(golden_events(PROTOCOL)))
     hangs = Hangs()
-    pipe = fault_pipeline(hangs, timeouts={**NO_PROVIDER_TIMEOUTS, "total": 0.3, "hook": 60.0})
+    pipe = fault_pipeline(hangs, timeouts={**NO_PROVIDER_TIMEOUTS, "total": 2.0, "hook": 60.0})
     async with asyncio.timeout(10):
         seen, error = await consume(pipe.open(source()))
     assert isinstance(error, StreamTimeout) and error.kind == "total"
+    assert hangs.calls == 2  # the timeout came while the hook hung, not while reading
     # The partial holds what was received: what the consumer got plus the chunk whose hook hung.
     assert error.partial is not None and error.partial.text.startswith(seen.text()) and seen.text()
     assert hangs.ends == ["error"]
