@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -851,7 +852,8 @@ class Stream:
             loop = asyncio.get_running_loop()
             self._hook_since = now = loop.time()
             if self._hook_timer is None:
-                self._hook_timer = loop.call_at(now + limit, self._hook_due)
+                # weakly: an abandoned stream must stay collectable (its finalizer ends it)
+                self._hook_timer = loop.call_at(now + limit, _hook_due, weakref.ref(self))
         try:
             return await coro
         except asyncio.CancelledError:
@@ -880,7 +882,7 @@ class Stream:
         loop = asyncio.get_running_loop()
         due = self._hook_since + limit
         if loop.time() < due:
-            self._hook_timer = loop.call_at(due, self._hook_due)
+            self._hook_timer = loop.call_at(due, _hook_due, weakref.ref(self))
             return
         task = self._task
         if task is None or task.done() or self._abort_interrupting or self._hook_expired:
@@ -927,6 +929,13 @@ class EventMutated(Exception):
 
 class HookTimeout(Exception):
     """An async hook call outlived ``timeouts.hook`` (reported as a :class:`PluginError`)."""
+
+
+def _hook_due(ref: weakref.ref[Stream]) -> None:
+    """The hook timer's callback; holds the stream weakly (a garbage stream has no hook to bound)."""
+    stream = ref()
+    if stream is not None:
+        stream._hook_due()
 
 
 _ABORT = "schwarm_stream.abort"
