@@ -508,7 +508,9 @@ def test_demo_max_turns_says_why_it_failed(runner: CliRunner) -> None:
     assert "the model still called tools after 1 turn (--max-turns 1)" in result.output
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://example.test/v1", "http://127.0.0.1:notaport/v1", "http:///v1"])
+@pytest.mark.parametrize(
+    "url", ["not a url", "ftp://example.test/v1", "http://127.0.0.1:notaport/v1", "http:///v1"]
+)
 @pytest.mark.parametrize("command", ["run", "compare"])
 def test_invalid_base_url_is_a_usage_error(runner: CliRunner, command: str, url: str) -> None:
     models = ["-m", "m"] if command == "run" else ["-m", "a", "-m", "b"]
@@ -526,7 +528,9 @@ def test_demo_faults_shows_what_the_sdk_misses() -> None:
     assert "openai SDK alone:  ended without an error, text 'The capital of Australia '" in out
     assert "schwarm_stream:    StreamIncomplete, partial text 'The capital of Australia ' kept" in out
     # 2: a reset mid-answer is restarted, with a Reset before the new attempt's text
-    assert re.search(r"⟲ Reset \(attempt 2, restart\).*\n\s+The capital of Australia is Canberra, not Sydney\.", out)
+    assert re.search(
+        r"⟲ Reset \(attempt 2, restart\).*\n\s+The capital of Australia is Canberra, not Sydney\.", out
+    )
     assert "complete=True after 2 attempts, 1 reset" in out
     # 3: the arguments parsed so far grow with each fragment, ending in the strict parse
     assert '-> {"city": ""}' in out and '-> {"city": "Canberra", "unit": ""}' in out

@@ -15,7 +15,6 @@ import pytest
 
 from schwarm_stream.config import Config
 
-
 # Every subcommand, with arguments that would otherwise be valid (none reaches the network: a bad
 # setting must stop each one before it starts).
 COMMANDS: dict[str, list[str]] = {
@@ -70,7 +69,11 @@ def test_help_still_works_with_a_bad_setting() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("jsonl", ["jsonl"]), ("jsonl, redact", ["jsonl", "redact"]), ('["jsonl","redact"]', ["jsonl", "redact"])],
+    [
+        ("jsonl", ["jsonl"]),
+        ("jsonl, redact", ["jsonl", "redact"]),
+        ('["jsonl","redact"]', ["jsonl", "redact"]),
+    ],
 )
 def test_list_settings_accept_a_plain_or_comma_separated_string(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
