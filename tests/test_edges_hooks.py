@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import openai
@@ -24,31 +24,21 @@ from schwarm_stream import (
     StreamTimeout,
     hookimpl,
 )
-from schwarm_stream.testing import switches
 from schwarm_stream.testing.faults import Delivered, consume, fault_pipeline, golden_events, sdk_source
 from schwarm_stream.testing.server import ProviderServer, SSEReply
 
 PROTOCOL = "openai-chat"
 
 
-@pytest.fixture(autouse=True)
-def _no_waits() -> Iterator[None]:
-    with switches.no_waits():
-        yield
+pytestmark = pytest.mark.usefixtures("no_waits")  # conftest: retry waits skipped
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[ProviderServer]:
+    """conftest's server, plus: no hung hook may leave a connection open."""
     async with ProviderServer() as srv:
         yield srv
     assert srv.connections_open() == 0
-
-
-@pytest.fixture
-async def oai(server: ProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture
