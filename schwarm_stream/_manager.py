@@ -297,9 +297,13 @@ def make_plugin_manager(
                 raise
             log.warning("%s", exc)
     ep_names = {ep.name for ep in eps}
-    for name in sorted(explicit - ep_names):
-        log.warning(
-            "plugin %r named in [plugins] enable is not installed (no entry point of that name)", name
+    missing = sorted(explicit - ep_names)
+    if missing:  # asked for by name: a misspelt or uninstalled plugin is a mistake, not a preference
+        installed = ", ".join(sorted(ep_names)) or "none"
+        raise ConfigError(
+            f"plugin(s) {', '.join(map(repr, missing))} named in [plugins] enable are not installed "
+            f"(no entry point of that name in group {ENTRY_POINT_GROUP!r}; installed: {installed})",
+            key="plugins.enable",
         )
 
     # 3. the caller's plugins

@@ -33,6 +33,7 @@ BAD_SETTINGS: dict[str, tuple[dict[str, str], str]] = {
     "unknown-strategy": ({"SCHWARM_STREAM__RECOVERY__MID_STREAM": "teleport"}, "recovery.mid_stream"),
     "accumulate-disabled": ({"SCHWARM_STREAM__PLUGINS__DISABLE": "accumulate"}, "accumulate"),
     "bad-policy": ({"SCHWARM_STREAM__PLUGINS__POLICY": "lenient"}, "plugins.policy"),
+    "unknown-plugin-enabled": ({"SCHWARM_STREAM__PLUGINS__ENABLE": "no-such-plugin"}, "no-such-plugin"),
 }
 
 

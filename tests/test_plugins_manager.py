@@ -304,10 +304,12 @@ def test_disable_wins_over_enable(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert info_of(Pipeline(config=config).plugins(), "both").blocked
 
 
-def test_enable_of_a_missing_plugin_warns(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="schwarm_stream"):
+def test_enable_of_a_missing_plugin_is_a_config_error() -> None:
+    with pytest.raises(
+        ConfigError, match="'no-such-plugin' named in \\[plugins\\] enable are not installed"
+    ) as info:
         Pipeline(config={"plugins": {"enable": ["no-such-plugin"]}}).plugins()
-    assert "plugin 'no-such-plugin' named in [plugins] enable is not installed" in caplog.text
+    assert info.value.key == "plugins.enable"
 
 
 def test_disable_of_an_unknown_name_warns(caplog: pytest.LogCaptureFixture) -> None:
