@@ -152,3 +152,80 @@ def test_redact_masks_keys_and_bearer_tokens() -> None:
 def test_error_tree() -> None:
     for cls in (ProviderError, TransportError, ProtocolError, StreamTimeout):
         assert issubclass(cls, StreamError) and issubclass(cls, SchwarmStreamError)
+
+
+def _fake(module: str, name: str, **attrs: Any) -> BaseException:
+    """An exception whose type looks like ``module.name`` (the table matches by module and name)."""
+    cls = type(name, (Exception,), {"__module__": module})
+    exc = cls("boom")
+    for key, value in attrs.items():
+        setattr(exc, key, value)
+    return exc
+
+
+def _json_error() -> BaseException:
+    import json
+
+    try:
+        json.loads("{x")
+    except json.JSONDecodeError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+#: One exception per row of ERROR_MAP (a new row without an example fails the test below).
+ROW_EXAMPLES: dict[str, BaseException] = {
+    "sdk_status": _fake("openai._exceptions", "RateLimitError", status_code=429, body=None, message="slow"),
+    "sdk_timeout": _fake("anthropic._exceptions", "APITimeoutError"),
+    "sdk_connection": _fake("openai._exceptions", "APIConnectionError"),
+    "sdk_in_band": _fake("openai._exceptions", "APIError", body={"message": "x", "type": "server_error"}),
+    "sdk_invalid_response": _fake("openai._exceptions", "APIResponseValidationError"),
+    "transport_timeout": _fake("httpx._exceptions", "ReadTimeout"),
+    "transport": _fake("httpcore._exceptions", "RemoteProtocolError"),
+    "json": _json_error(),
+    "utf8": UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+    "timeout": TimeoutError(),
+    "connection": ConnectionResetError("reset"),
+    "other": ValueError("odd"),
+}
+
+
+def test_every_row_of_the_error_map_maps() -> None:
+    from schwarm_stream._classify import ERROR_MAP, FALLBACK, rule_for
+
+    rows = [*ERROR_MAP, FALLBACK]
+    assert sorted(r.name for r in rows) == sorted(ROW_EXAMPLES)
+    for rule in rows:
+        exc = ROW_EXAMPLES[rule.name]
+        assert rule_for(exc) is rule, rule.name
+        err = classify(exc, provider="p")
+        assert type(err) is rule.error, rule.name
+        assert err.provider == "p"
+
+
+def test_sdk_status_rows_keep_the_http_fields() -> None:
+    exc = _fake(
+        "anthropic._exceptions",
+        "InternalServerError",
+        status_code=503,
+        body={"type": "error", "error": {"type": "insufficient_quota", "message": "m"}},
+        message="m",
+    )
+    err = classify(exc, provider="anthropic")
+    assert isinstance(err, ProviderError)
+    assert (err.status_code, err.error_type, err.retryable, err.in_band) == (
+        503,
+        "insufficient_quota",
+        False,
+        False,
+    )
+    in_band = classify(
+        _fake(
+            "anthropic._exceptions",
+            "APIStatusError",
+            status_code=200,
+            body={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        ),
+        provider="anthropic",
+    )
+    assert isinstance(in_band, ProviderError) and (in_band.status_code, in_band.in_band) == (529, True)

@@ -13,8 +13,8 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from .._classify import classify
 from .._errors import ProtocolError, StreamError
-from ._classify import classify
 from ._sse import SSE, iter_sse
 
 __all__ = ["sse_events"]

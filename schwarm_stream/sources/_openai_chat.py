@@ -23,10 +23,10 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._classify import in_band_error
 from .._errors import ProtocolError, StreamIncomplete, StreamTimeout, TransportError
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from ._base import Source, require, without_retries
-from ._classify import in_band_error
 from ._http import sse_events
 from ._surrogates import Surrogates
 

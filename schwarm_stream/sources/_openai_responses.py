@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._classify import in_band_error
 from .._errors import ProtocolError, StreamIncomplete
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from .._stash import StashKey
 from ._base import Source, require, without_retries
-from ._classify import in_band_error
 from ._http import sse_events
 from ._openai_chat import aclose, decode_object, drain
 from ._surrogates import Surrogates

@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .._classify import classify
 from .._errors import StreamError
 from .._events import Chunk, Event, Finish
 from ._base import Source
-from ._classify import classify
 
 if TYPE_CHECKING:
     from .._stream import Attempt, Stream

@@ -29,11 +29,11 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._classify import classify, http_status_error, redact_value
 from .._errors import ProviderError, StreamError
 from .._events import Event
 from ._anthropic import anthropic_events, prefill_allowed
 from ._base import Source, require
-from ._classify import NOT_RETRYABLE_TYPES, _should_retry, classify, parse_retry_after, redact, redact_value
 from ._http import _check_content_type
 from ._openai_chat import CONTINUE_PROMPT, chat_events
 from ._openai_responses import RESUME_KEY, ResponsesNormalizer, responses_events
@@ -95,19 +95,15 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes, *, provid
             message = str(inner.get("message") or message)
         elif isinstance(inner, str):
             message = inner
-    should = _should_retry(headers)
-    if etype in NOT_RETRYABLE_TYPES:
-        should = False
-    return ProviderError(
-        redact(f"{provider} returned HTTP {status}: {message or 'no body'}"),
-        status_code=status,
+    return http_status_error(
+        status,
+        headers,
+        message=message or "no body",
         error_type=etype,
-        retry_after=parse_retry_after(headers),
-        should_retry=should,
-        provider=provider,
         body=redact_value(
             parsed if parsed is not None else (body.decode("utf-8", "replace") if body else None)
         ),
+        provider=provider,
     )
 
 
