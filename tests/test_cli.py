@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from schwarm_stream._render import Renderer, format_stats, wants_color
 from schwarm_stream._stream import StreamStats
 from schwarm_stream.cli import cli
-from schwarm_stream.testing.corpus import CorpusStream, corpus_root, load_corpus
-from schwarm_stream.testing.oracle import OracleRejected, sdk_result
+from schwarm_stream.cli._render import Renderer, format_stats, wants_color
 from schwarm_stream.testing.server import (
     OfflineProvider,
     SSEReply,
@@ -29,6 +27,8 @@ from schwarm_stream.testing.server import (
     anthropic_events,
     openai_chat_events,
 )
+from tests.support.corpus import CorpusStream, corpus_root, load_corpus
+from tests.support.oracle import OracleRejected, sdk_result
 
 ANSI = re.compile(r"\x1b\[")
 KEYS = {"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-ant-test"}

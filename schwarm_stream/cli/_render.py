@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 if TYPE_CHECKING:
-    from ._events import Reset, ToolCallDelta
-    from ._stream import StreamStats
-    from .agent import ToolResult
+    from .. import Reset, StreamStats, ToolCallDelta
+    from ..agent import ToolResult
 
 __all__ = ["Renderer", "format_stats", "wants_color"]
 

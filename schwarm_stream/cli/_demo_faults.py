@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from ._errors import StreamError
-from ._events import Chunk, Reset, ToolCallDelta
-from ._pipeline import Pipeline
+from .. import Chunk, Pipeline, Reset, StreamError, ToolCallDelta
 
 __all__ = ["run_fault_scenes"]
 
@@ -35,8 +33,8 @@ def _messages() -> list[dict[str, str]]:
 
 
 async def _truncated(server: Any, out: TextIO) -> bool:
-    from .sources import openai_chat
-    from .testing.server import SSEReply, openai_chat_events
+    from ..sources import openai_chat
+    from ..testing.server import SSEReply, openai_chat_events
 
     cut = openai_chat_events(ANSWER, finish_reason=None, usage=None, done=False)[: 1 + CUT_AFTER]
     server.script("openai-chat", SSEReply(cut), SSEReply(cut))
@@ -63,8 +61,8 @@ async def _truncated(server: Any, out: TextIO) -> bool:
 
 
 async def _reset_restart(server: Any, out: TextIO) -> bool:
-    from .sources import openai_chat
-    from .testing.server import SSEReply, openai_chat_events
+    from ..sources import openai_chat
+    from ..testing.server import SSEReply, openai_chat_events
 
     whole = openai_chat_events(ANSWER)
     server.script("openai-chat", SSEReply(whole[: 1 + CUT_AFTER], end="rst"), SSEReply(whole))
@@ -84,8 +82,8 @@ async def _reset_restart(server: Any, out: TextIO) -> bool:
 
 
 async def _partial_json(server: Any, out: TextIO) -> bool:
-    from .sources import openai_chat
-    from .testing.server import SSEReply, openai_chat_events
+    from ..sources import openai_chat
+    from ..testing.server import SSEReply, openai_chat_events
 
     arguments = {"city": "Canberra", "unit": "celsius", "days": 3}
     text = json.dumps(arguments, separators=(",", ":"))
@@ -106,7 +104,7 @@ async def _partial_json(server: Any, out: TextIO) -> bool:
 
 async def run_fault_scenes(out: TextIO) -> bool:
     """Run the three scenes on one loopback server; ``True`` when each showed what it should."""
-    from .testing.server import ProviderServer
+    from ..testing.server import ProviderServer
 
     results = []
     async with ProviderServer() as server:
