@@ -216,17 +216,29 @@ async def test_unknown_format_is_rejected_early() -> None:
 
 # -- the Vercel AI SDK UI message stream --------------------------------------------------------
 
+#: The fields the protocol defines per part type (the ``ai`` package's schema accepts more, but a part
+#: with a misspelled field would be silently half-read; tests/test_vercel_protocol.py runs that schema).
 ALLOWED = {
-    "start": {"type", "messageId"},
+    "start": {"type", "messageId", "messageMetadata"},
     "start-step": {"type"},
     "text-start": {"type", "id"},
     "text-delta": {"type", "id", "delta"},
     "text-end": {"type", "id"},
+    "reasoning-start": {"type", "id"},
+    "reasoning-delta": {"type", "id", "delta"},
+    "reasoning-end": {"type", "id"},
     "tool-input-start": {"type", "toolCallId", "toolName"},
     "tool-input-delta": {"type", "toolCallId", "inputTextDelta"},
     "tool-input-available": {"type", "toolCallId", "toolName", "input"},
+    "tool-input-error": {"type", "toolCallId", "toolName", "input", "errorText"},
+    "tool-output-available": {"type", "toolCallId", "output"},
+    "tool-output-error": {"type", "toolCallId", "errorText"},
     "finish-step": {"type"},
-    "finish": {"type"},
+    "message-metadata": {"type", "messageMetadata"},
+    "finish": {"type", "finishReason", "messageMetadata"},
+    "error": {"type", "errorText"},
+    "abort": {"type", "reason"},
+    "data-reset": {"type", "data"},
 }
 
 
@@ -245,9 +257,10 @@ async def test_vercel_ui_message_stream_with_a_tool_call() -> None:
     parts = [json.loads(e.data) for e in events[:-1]]
     types = [p["type"] for p in parts]
     for p in parts:
-        assert set(p) <= ALLOWED[p["type"]], p  # the protocol's schema is strict
+        assert set(p) <= ALLOWED[p["type"]], p
     assert types[:3] == ["start", "start-step", "text-start"]
     assert types[-2:] == ["finish-step", "finish"]
+    assert parts[-1]["finishReason"] == "tool-calls"
     text = "".join(p["delta"] for p in parts if p["type"] == "text-delta")
     assert text == message.text
     assert types.index("text-end") < types.index("tool-input-available")

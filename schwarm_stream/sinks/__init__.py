@@ -21,7 +21,15 @@ from ._log import (
     UnknownChannel,
     parse_last_event_id,
 )
-from ._vocab import FORMATTERS, Formatter, JSONFormatter, VercelFormatter, make_formatter
+from ._vocab import (
+    FORMATTERS,
+    Formatter,
+    JSONFormatter,
+    MessageMetadata,
+    VercelFormatter,
+    make_formatter,
+    vercel_finish_reason,
+)
 from .sse import CHANNEL_KEY, SSE_HEADERS, SSESink, encode_entry, encode_sse
 from .websocket import encode_ws_entry, error_message, serve_websocket, websocket_messages
 
@@ -37,6 +45,7 @@ __all__ = [
     "InvalidLastEventId",
     "Item",
     "JSONFormatter",
+    "MessageMetadata",
     "ResumeError",
     "ResumeGone",
     "SSESink",
@@ -49,5 +58,6 @@ __all__ = [
     "make_formatter",
     "parse_last_event_id",
     "serve_websocket",
+    "vercel_finish_reason",
     "websocket_messages",
 ]

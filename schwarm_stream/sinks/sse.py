@@ -21,9 +21,9 @@ The :class:`SSESink` plugin writes every delivered event into a channel's ring b
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._stash import StashKey
 from ..hookspecs import hookimpl
@@ -46,6 +46,8 @@ SSE_HEADERS: dict[str, str] = {
     "Cache-Control": "no-store",
     "X-Accel-Buffering": "no",
 }
+
+_T = TypeVar("_T")
 
 _LINES = re.compile(r"\r\n|\r|\n")
 _UNSAFE = re.compile(r"[\r\n\0]")
@@ -156,17 +158,72 @@ class SSESink:
         return self.registry.open(channel_id, formatter=make_formatter(self.format))
 
     def close_channel(self, channel_id: str, *, error: BaseException | None = None) -> None:
-        """Close a channel opened with :meth:`channel` (an ``error`` becomes an error item first)."""
+        """Close a channel opened with :meth:`channel`.
+
+        An ``error`` (the producer failed or was cancelled) is rendered by the channel's format: a
+        ``producer_error`` event in ``json``, one ``error`` (or, for a cancellation, ``abort``) part in
+        ``vercel`` unless the failing stream already sent it.
+        """
         log = self.registry.get(channel_id)
         if log.closed:
             return
         items: list[Item] = []
         if error is not None:
-            info = {"type": type(error).__name__, "message": str(error) if self.expose_errors else None}
-            items.append(Item("producer_error", _json(info)))
+            failure = getattr(log.formatter, "failure", None)
+            if failure is not None:
+                items.extend(failure(error, expose_errors=self.expose_errors))
+            else:  # a custom formatter written before failure() existed: the JSON event, as before
+                info = {"type": type(error).__name__, "message": str(error) if self.expose_errors else None}
+                items.append(Item("producer_error", _json(info)))
         items.extend(log.formatter.close())
         log.close(items)
         self.registry.closed(log)
+
+    def send_tool_result(
+        self,
+        channel_id: str,
+        call_id: str,
+        *,
+        name: str | None = None,
+        output: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """Write the result of tool call ``call_id`` into a channel (``error``: the call failed).
+
+        In ``vercel`` it is a ``tool-output-available`` / ``tool-output-error`` part, so the tool part
+        of a ``useChat`` message leaves its pending state; in ``json`` a ``tool_result`` event. The
+        ``error`` text is sent as given. :meth:`relay` calls this for every result of an agent loop.
+        """
+        log = self.registry.get(channel_id)
+        if log.closed:
+            return
+        render = getattr(log.formatter, "tool_result", None)
+        if render is not None:
+            log.append(render(call_id, name=name, output=output, error=error))
+
+    async def relay(self, events: AsyncIterable[_T], channel_id: str) -> AsyncIterator[_T]:
+        """Pass an agent loop's events through, writing its tool results into ``channel_id``.
+
+        The loop's streams write into the channel through the hooks; its tool results are not
+        stream events, so this sends each one (:meth:`send_tool_result`) as the loop yields it. When
+        ``events`` is an :class:`~schwarm_stream.AgentLoop`, its ``metadata`` gets the channel key
+        (a loop already bound to another channel is a ``ValueError``)::
+
+            async for event in sink.relay(agent_loop(source, tools), channel_id):
+                ...
+        """
+        metadata = getattr(events, "metadata", None)
+        if isinstance(metadata, dict):
+            bound = metadata.setdefault(CHANNEL_KEY, channel_id)
+            if bound != channel_id:
+                raise ValueError(f"the loop writes into channel {bound!r}, not {channel_id!r}")
+        async for event in events:
+            call = getattr(event, "call", None)
+            if call is not None and hasattr(event, "output") and hasattr(event, "error"):  # a ToolResult
+                self.send_tool_result(
+                    channel_id, call.id, name=call.name, output=event.output, error=event.error
+                )
+            yield event
 
     def get(self, channel_id: str) -> EventLog:
         """A channel by id (:class:`~schwarm_stream.sinks.UnknownChannel` if there is none)."""
