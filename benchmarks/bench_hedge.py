@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from schwarm_stream import Pipeline
-from schwarm_stream.multi import HedgePolicy, hedge
+from schwarm_stream.compose.multi import HedgePolicy, hedge
 from schwarm_stream.sources import from_iterator
 
 FAST = (0.005, 0.015)

@@ -10,7 +10,7 @@ import asyncio
 from _provider import anthropic_client
 
 from schwarm_stream import Chunk
-from schwarm_stream.agent import ToolResult, TurnStart, agent_loop
+from schwarm_stream.compose.agent import ToolResult, TurnStart, agent_loop
 from schwarm_stream.sources import anthropic_messages
 
 TOOLS = [

@@ -11,6 +11,8 @@
     message = stream.message
 """
 
+import sys as _sys
+
 from ._errors import (
     ConfigError,
     InvalidToolArguments,
@@ -45,13 +47,22 @@ from ._stash import Stash, StashKey
 from ._stream import Attempt, Stream, StreamStats
 from ._sync import SyncStream, open_sync
 from ._version import __version__
-from .agent import AgentLoop, agent_loop
 from .builtins.recovery import with_fallbacks
-from .callbacks import CallbackHandler
+from .compose import AgentLoop, CallbackHandler, agent_loop
 from .config import Config
 from .decisions import Recovery
 from .hookspecs import hookimpl, hookspec
 from .sources import Source
+
+# agent, multi, fanout, ratelimit and callbacks moved into compose/ (things built on the core). Their old
+# names are public: register the same module objects under them, so ``import schwarm_stream.multi`` and
+# ``from schwarm_stream.agent import ...`` keep working (and monkeypatching either name patches both).
+# The stub files schwarm_stream/<name>.pyi say the same to type checkers.
+for _name in ("agent", "callbacks", "fanout", "multi", "ratelimit"):
+    _module = _sys.modules[f"{__name__}.compose.{_name}"]
+    _sys.modules[f"{__name__}.{_name}"] = _module
+    globals()[_name] = _module
+del _name, _module
 
 __all__ = [
     "AgentLoop",

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from schwarm_stream import Reset, StreamIncomplete, ToolCallDelta, hookimpl
-from schwarm_stream.agent import AgentLoop, ToolResult, TurnEnd, TurnStart, agent_loop
+from schwarm_stream.compose.agent import AgentLoop, ToolResult, TurnEnd, TurnStart, agent_loop
 from schwarm_stream.sources import anthropic_messages, from_iterator, openai_chat, openai_responses
 from schwarm_stream.testing.server import (
     OfflineProvider,
@@ -147,6 +147,7 @@ async def test_unknown_tool_is_reported_to_the_model(server: ProviderServer, mak
     events = await collect(loop)
     [result] = [e for e in events if isinstance(e, ToolResult)]
     assert result.error == "unknown tool 'get_weather'; available tools: (none)"
+    assert loop.outcome == "tool_error" and loop.tool_errors == [result]
     assert loop.message is not None and "unknown tool 'get_weather'" in loop.message.text
     last = server.requests[1].json["messages"][-1]
     if make is claude:
@@ -163,7 +164,80 @@ async def test_a_raising_tool_is_reported_to_the_model(server: ProviderServer) -
     await loop.run()
     result = loop.turns[0].results[0]
     assert result.error == "tool 'get_weather' raised LookupError: no station in Berlin"
-    assert loop.outcome == "complete"
+    # the model saw the error and answered, but a tool failed: not "complete"
+    assert loop.message is not None and "raised LookupError" in loop.message.text
+    assert loop.outcome == "tool_error"
+    assert loop.tool_errors == [result]
+
+
+NO_REQUIRED = {"type": "object", "properties": {"city": {"type": "string"}}}  # no "required"
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic", "responses"])
+async def test_a_schema_without_required_gets_empty_arguments_and_the_loop_says_tool_error(
+    server: ProviderServer, fmt: str
+) -> None:
+    # Issue 18: the offline model fills only required arguments, so it sends {}; get_weather(**{})
+    # raises TypeError. The loop used to report "complete" for that.
+    client: Any
+    if fmt == "anthropic":
+        client = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
+        tools: Any = [{"name": "get_weather", "description": "Weather", "input_schema": NO_REQUIRED}]
+        source: Any = anthropic_messages(
+            client, model="m", max_tokens=256, messages=[{"role": "user", "content": ASK}], tools=tools
+        )
+    else:
+        client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
+        if fmt == "openai":
+            tools = [{"type": "function", "function": {"name": "get_weather", "parameters": NO_REQUIRED}}]
+            source = openai_chat(client, model="m", messages=[{"role": "user", "content": ASK}], tools=tools)
+        else:
+            tools = [{"type": "function", "name": "get_weather", "parameters": NO_REQUIRED}]
+            source = openai_responses(client, model="m", input=ASK, tools=tools)
+    weather = Weather()
+    loop = agent_loop(source, tools={"get_weather": weather})
+    message = await loop.run()
+
+    [result] = loop.turns[0].results
+    assert result.call.parsed == {} and weather.calls == []
+    assert result.error is not None and result.error.startswith("tool 'get_weather' raised TypeError:")
+    assert result.content == f"error: {result.error}"
+    assert loop.outcome == "tool_error" and loop.tool_errors == [result]
+    assert len(loop.turns) == 2 and message.complete and not message.tool_calls
+
+
+async def test_a_tool_error_stays_reported_when_the_model_tries_again(server: ProviderServer) -> None:
+    # The model calls with a city the tool rejects, then again with a good one, then answers.
+    def call(city: str) -> SSEReply:
+        args = {"id": f"call_{city}", "name": "get_weather", "arguments": {"city": city}}
+        return SSEReply(openai_chat_events(tool_calls=[args], finish_reason="tool_calls"))
+
+    server.script("openai-chat", call("Atlantis"), call("Berlin"))
+
+    def get_weather(city: str) -> str:
+        if city == "Atlantis":
+            raise LookupError("no such city")
+        return f"sunny in {city}"
+
+    loop = agent_loop(chat(server), tools={"get_weather": get_weather})
+    await loop.run()
+    assert [len(t.results) for t in loop.turns] == [1, 1, 0]
+    failed, ok = loop.turns[0].results[0], loop.turns[1].results[0]
+    assert ok.error is None and ok.content == "sunny in Berlin"
+    assert loop.tool_errors == [failed] and failed.call.parsed == {"city": "Atlantis"}
+    assert loop.outcome == "tool_error"  # a tool raised during the loop, even if the model recovered
+
+
+async def test_a_tool_error_does_not_hide_max_turns(server: ProviderServer) -> None:
+    def get_weather(city: str) -> str:
+        raise LookupError("down")
+
+    args = {"id": "call_again", "name": "get_weather", "arguments": {"city": "Berlin"}}
+    server.script("openai-chat", SSEReply(openai_chat_events(tool_calls=[args], finish_reason="tool_calls")))
+    server.script("openai-chat", SSEReply(openai_chat_events(tool_calls=[args], finish_reason="tool_calls")))
+    loop = agent_loop(chat(server), tools={"get_weather": get_weather}, max_turns=2)
+    await loop.run()
+    assert loop.outcome == "max_turns" and len(loop.tool_errors) == 1
 
 
 async def test_max_turns_stops_before_running_tools(server: ProviderServer) -> None:
@@ -275,6 +349,7 @@ async def test_truncated_arguments_are_reported_not_executed(server: ProviderSer
         "arguments of 'get_weather' are not valid JSON"
     )
     assert server.requests[1].json["messages"][-1]["content"] == result.content
+    assert loop.outcome == "tool_error" and loop.tool_errors == [result]
 
 
 class Turns:

@@ -11,7 +11,7 @@ import pytest
 
 import schwarm_stream
 from schwarm_stream import StreamIncomplete, hookimpl
-from schwarm_stream.callbacks import CALLBACKS, CallbackHandler
+from schwarm_stream.compose.callbacks import CALLBACKS, CallbackHandler
 from schwarm_stream.sources import openai_chat
 from schwarm_stream.testing.server import (
     JSONReply,

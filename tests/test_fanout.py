@@ -9,7 +9,7 @@ import pytest
 
 import schwarm_stream
 from schwarm_stream import StreamError
-from schwarm_stream.fanout import DROP_FLAG, Fanout
+from schwarm_stream.compose.fanout import DROP_FLAG, Fanout
 from schwarm_stream.sources import from_iterator
 
 N = 60  # text parts; the stream delivers N chunks + 1 finish

@@ -10,8 +10,8 @@ import pytest
 
 import schwarm_stream
 from schwarm_stream import Chunk, Pipeline, hookimpl
-from schwarm_stream.multi import HedgePolicy, LatencyTracker, NoWinner, compare, hedge, merge, race
-from schwarm_stream.ratelimit import RateLimit, TokenBucket
+from schwarm_stream.compose.multi import HedgePolicy, LatencyTracker, NoWinner, compare, hedge, merge, race
+from schwarm_stream.compose.ratelimit import RateLimit, TokenBucket
 from schwarm_stream.sources import from_iterator, openai_chat
 from schwarm_stream.testing.server import ProviderServer, Sleep, SSEReply, Stall, openai_chat_events
 

@@ -86,3 +86,68 @@ def test_a_missing_sdk_is_missing_dependency_with_the_install_hint(
     assert result.returncode == 0, result.stderr
     assert f"pip install 'schwarm-stream[{extra}]'" in result.stdout
     assert repr(module) in result.stdout
+
+
+# agent, multi, fanout, ratelimit and callbacks live in schwarm_stream.compose; the old names stay.
+MOVED = ("agent", "callbacks", "fanout", "multi", "ratelimit")
+
+
+@pytest.mark.parametrize("name", MOVED)
+def test_a_moved_module_keeps_its_old_name_as_the_same_module(name: str) -> None:
+    import importlib
+
+    old = importlib.import_module(f"schwarm_stream.{name}")
+    new = importlib.import_module(f"schwarm_stream.compose.{name}")
+    assert old is new
+    assert getattr(schwarm_stream, name) is new
+    assert getattr(schwarm_stream.compose, name) is new
+    assert new.__name__ == f"schwarm_stream.compose.{name}"  # one module, under its real name
+
+
+def test_the_old_import_statements_work_in_a_fresh_interpreter() -> None:
+    result = _run(
+        """
+        import schwarm_stream.agent
+        from schwarm_stream.multi import merge
+        from schwarm_stream.ratelimit import RateLimit
+        from schwarm_stream.fanout import Fanout
+        from schwarm_stream.callbacks import CallbackHandler
+        import schwarm_stream.compose.multi as multi
+        import schwarm_stream.compose.agent as agent
+        assert schwarm_stream.agent is agent
+        assert schwarm_stream.agent.agent_loop is agent.agent_loop is schwarm_stream.agent_loop
+        assert merge is multi.merge
+        assert CallbackHandler is schwarm_stream.CallbackHandler
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_compose_all_is_every_public_name_of_its_modules() -> None:
+    import importlib
+
+    from schwarm_stream import compose
+
+    assert list(compose.__all__) == sorted(set(compose.__all__), key=lambda n: (not n.isupper(), n))
+    union: set[str] = set()
+    for name in MOVED:
+        module = importlib.import_module(f"schwarm_stream.compose.{name}")
+        assert not union & set(module.__all__), name  # no two modules export the same name
+        union |= set(module.__all__)
+        for public in module.__all__:
+            assert getattr(compose, public) is getattr(module, public), public
+    assert set(compose.__all__) == union
+    # names the docs import from schwarm_stream.multi are in its __all__ (HedgePolicy was missing)
+    assert "HedgePolicy" in compose.multi.__all__
+
+
+@pytest.mark.parametrize("name", MOVED)
+def test_the_type_stub_of_an_old_name_reexports_the_module(name: str) -> None:
+    from pathlib import Path
+
+    stub = Path(schwarm_stream.__file__).with_name(f"{name}.pyi").read_text(encoding="utf-8")
+    assert f"from .compose.{name} import *" in stub
+    assert f"from .compose.{name} import __all__ as __all__" in stub
+    assert not Path(schwarm_stream.__file__).with_name(f"{name}.py").exists()

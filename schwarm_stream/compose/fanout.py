@@ -34,8 +34,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
 from typing import Any, Literal
 
-from ._events import Event
-from ._message import Message
+from .._events import Event
+from .._message import Message
 
 __all__ = ["DROP_FLAG", "Fanout", "OverflowPolicy", "Subscriber"]
 

@@ -30,15 +30,16 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._errors import SchwarmStreamError, StreamError
-from ._events import Event
-from ._message import Message
-from ._pipeline import Pipeline, default_pipeline
-from ._stream import Stream
-from .sources import Source, as_source
+from .._errors import SchwarmStreamError, StreamError
+from .._events import Event
+from .._message import Message
+from .._pipeline import Pipeline, default_pipeline
+from .._stream import Stream
+from ..sources import Source, as_source
 
 __all__ = [
     "ComparisonReport",
+    "HedgePolicy",
     "LatencyTracker",
     "Merged",
     "NoWinner",
@@ -88,13 +89,12 @@ _END = object()
 class _Lane:
     """One source's bounded queue inside a merge."""
 
-    __slots__ = ("done", "name", "priority", "queue", "stream", "task")
+    __slots__ = ("done", "name", "priority", "queue", "task")
 
     def __init__(self, name: str, priority: int, maxsize: int) -> None:
         self.name = name
         self.priority = priority
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
-        self.stream: Stream | None = None
         self.task: asyncio.Task[None] | None = None
         self.done = False
 
@@ -126,11 +126,9 @@ class Merged:
 
     async def __aenter__(self) -> Merged:
         for lane, src in zip(self._lanes, self._sources, strict=True):
-            lane.stream = self._pipeline.open(
-                src, metadata={"merge_source": lane.name, "priority": lane.priority}
-            )
-            self.streams[lane.name] = lane.stream
-            lane.task = asyncio.create_task(self._produce(lane), name=f"merge:{lane.name}")
+            stream = self._pipeline.open(src, metadata={"merge_source": lane.name, "priority": lane.priority})
+            self.streams[lane.name] = stream
+            lane.task = asyncio.create_task(self._produce(lane, stream), name=f"merge:{lane.name}")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -144,10 +142,9 @@ class Merged:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _produce(self, lane: _Lane) -> None:
-        assert lane.stream is not None
+    async def _produce(self, lane: _Lane, stream: Stream) -> None:
         try:
-            async with lane.stream as s:
+            async with stream as s:
                 async for ev in s:
                     await lane.queue.put(ev)
                     self._ready.set()
@@ -260,6 +257,7 @@ class _Contender:
     first_content_at: float | None = None
     completed: bool = False
     error: BaseException | None = None
+    message: Message | None = None  # set when its stream ended without an error
 
 
 class Raced:
@@ -334,6 +332,7 @@ class Raced:
                         if self._win_on == "content":
                             self._declare(c)
                     await c.queue.put(ev)
+            c.message = s.message
             c.completed = True
             if self._win_on == "complete":
                 self._declare(c)
@@ -377,8 +376,7 @@ class Raced:
             yield item
         if win.error is not None:
             raise win.error
-        assert win.stream is not None
-        self.message = win.stream.message
+        self.message = win.message
 
 
 def race(

@@ -20,12 +20,12 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Literal
 
-from ._events import Chunk, Event, ToolCallDelta
-from ._stash import StashKey
-from .hookspecs import hookimpl
+from .._events import Chunk, Event, ToolCallDelta
+from .._stash import StashKey
+from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ._stream import Stream
+    from .._stream import Stream
 
 __all__ = ["RateLimit", "TokenBucket"]
 

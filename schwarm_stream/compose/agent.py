@@ -28,17 +28,18 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._events import Event
-from ._message import Message, ToolCall
-from ._pipeline import Pipeline, default_pipeline
-from .sources import AnthropicMessagesSource, OpenAIChatSource, OpenAIResponsesSource, Source
+from .._events import Event
+from .._message import Message, ToolCall
+from .._pipeline import Pipeline, default_pipeline
+from ..sources import AnthropicMessagesSource, OpenAIChatSource, OpenAIResponsesSource, Source
 
 if TYPE_CHECKING:
-    from ._stream import Stream, StreamStats
+    from .._stream import Stream, StreamStats
 
 __all__ = [
     "AgentEvent",
     "AgentLoop",
+    "Outcome",
     "ToolFunction",
     "ToolResult",
     "Turn",
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 Format = Literal["openai", "anthropic", "responses"]
+
+#: How an :class:`AgentLoop` ended (:attr:`AgentLoop.outcome`).
+Outcome = Literal["complete", "tool_error", "max_turns", "incomplete", "error"]
 
 #: A tool: ``fn(**arguments)``, sync (run in a worker thread) or async.
 ToolFunction = Callable[..., Any]
@@ -107,14 +111,24 @@ class AgentLoop:
     Iterate it for events, or ``await loop.run()`` for the final message. After
     the loop: :attr:`message` (final message), :attr:`messages` (the whole
     conversation in the provider's format, ready for the next user turn),
-    :attr:`turns` and :attr:`outcome`:
+    :attr:`turns`, :attr:`tool_errors` and :attr:`outcome`:
 
-    - ``"complete"``: the last message called no tool;
+    - ``"complete"``: the last message called no tool, and every tool call of
+      the loop succeeded;
+    - ``"tool_error"``: the last message called no tool, but at least one tool
+      call of the loop failed (the tool raised, was unknown, or got arguments
+      that are not valid JSON) -- also when the model went on after it.
+      :attr:`tool_errors` lists those calls' :class:`ToolResult`;
     - ``"max_turns"``: the model still called tools after ``max_turns`` turns
       (those calls were not executed);
     - ``"incomplete"``: a plugin ended a turn with a partial message (its tool
       calls were not executed);
     - ``"error"``: a turn failed; its :class:`~schwarm_stream.StreamError` was raised.
+
+    A failing tool call does not stop the loop: the model receives the error as
+    that call's result (``"error: ..."``; Anthropic: a ``tool_result`` with
+    ``is_error: true``) and may try again. Whatever the outcome,
+    :attr:`tool_errors` holds every failed call.
     """
 
     def __init__(
@@ -151,7 +165,9 @@ class AgentLoop:
         self.turns: list[Turn] = []
         self.message: Message | None = None
         self.stream: Stream | None = None
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
+        #: Every tool call of the loop that failed, in order (its ``error`` says why).
+        self.tool_errors: list[ToolResult] = []
         self._started = False
 
     def __aiter__(self) -> AsyncIterator[AgentEvent]:
@@ -164,7 +180,8 @@ class AgentLoop:
         """Run every turn, discarding the events; return the final message."""
         async for _ in self:
             pass
-        assert self.message is not None
+        if self.message is None:  # every turn sets it or raises; max_turns >= 1
+            raise RuntimeError("the agent loop ended without a message")
         return self.message
 
     async def _run(self) -> AsyncIterator[AgentEvent]:
@@ -189,13 +206,15 @@ class AgentLoop:
             if not message.complete:
                 self.outcome = "incomplete"  # never run tool calls of a partial message
             elif not message.tool_calls:
-                self.outcome = "complete"
+                self.outcome = "tool_error" if self.tool_errors else "complete"
             elif number == self.max_turns:
                 self.outcome = "max_turns"
             else:
                 for call in message.tool_calls:
                     result = await self._execute(number, call)
                     results.append(result)
+                    if result.error is not None:
+                        self.tool_errors.append(result)
                     yield result
                 self.messages.extend(_tool_results(results, self.format))
                 source = _with_conversation(source, self.messages, self.format)
@@ -240,7 +259,16 @@ def agent_loop(
     metadata: Mapping[str, Any] | None = None,
     agent_id: str | None = None,
 ) -> AgentLoop:
-    """An :class:`AgentLoop` over ``source`` with ``tools`` (name -> function)."""
+    """An :class:`AgentLoop` over ``source`` with ``tools`` (name -> function).
+
+    Iterate the loop (or ``await loop.run()``), then read ``loop.outcome``:
+    ``"complete"`` only when the model stopped calling tools and no tool call
+    failed. When a tool raised (or was unknown, or got arguments that are not
+    valid JSON), the model receives the error as that call's result and the loop
+    goes on, but it ends with ``"tool_error"`` instead of ``"complete"`` and
+    ``loop.tool_errors`` lists the failed calls. ``"max_turns"``,
+    ``"incomplete"`` and ``"error"`` are described on :class:`AgentLoop`.
+    """
     return AgentLoop(
         source,
         tools,
@@ -320,4 +348,9 @@ def _with_conversation(source: Source, messages: list[Any], fmt: Format) -> Sour
     with_messages = getattr(source, "with_messages", None)
     if with_messages is None:
         raise TypeError(f"{type(source).__name__} has no with_messages(); it cannot run an agent loop")
-    return with_messages(messages)
+    clone = with_messages(messages)
+    if not isinstance(clone, Source):
+        raise TypeError(
+            f"{type(source).__name__}.with_messages() returned {type(clone).__name__}, not a Source"
+        )
+    return clone

@@ -25,13 +25,13 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .hookspecs import hookimpl
+from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ._errors import StreamError
-    from ._events import ToolCallDelta
-    from ._message import Message
-    from ._stream import Stream
+    from .._errors import StreamError
+    from .._events import ToolCallDelta
+    from .._message import Message
+    from .._stream import Stream
 
 __all__ = ["CALLBACKS", "CallbackHandler"]
 
