@@ -8,9 +8,12 @@ failure) has the same type with ``complete=False``.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .cost import Cost
 
 __all__ = ["ContentBlock", "Message", "RecoveryKind", "TokenUsage", "ToolCall"]
 
@@ -56,6 +59,60 @@ class TokenUsage(BaseModel):
         if self.input_tokens is None and self.output_tokens is None:
             return None
         return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+    # The detail counters live in ``extras`` under each provider's own names. Anthropic counts
+    # cache reads and writes *beside* ``input_tokens``; OpenAI counts cached tokens *inside* them.
+
+    @property
+    def cache_read_tokens(self) -> int | None:
+        """Input tokens served from the provider's prompt cache (``None``: not reported)."""
+        x = self.extras
+        if "cache_read_input_tokens" in x:  # Anthropic
+            return _int(x["cache_read_input_tokens"])
+        for details in ("prompt_tokens_details", "input_tokens_details"):  # OpenAI chat, Responses
+            d = x.get(details)
+            if isinstance(d, dict) and "cached_tokens" in d:
+                return _int(d["cached_tokens"])
+        return None
+
+    @property
+    def cache_write_tokens(self) -> int | None:
+        """Input tokens written to the provider's prompt cache (Anthropic; ``None``: not reported)."""
+        x = self.extras
+        if "cache_creation_input_tokens" in x:
+            return _int(x["cache_creation_input_tokens"])
+        for details in ("prompt_tokens_details", "input_tokens_details"):
+            d = x.get(details)
+            if isinstance(d, dict) and "cache_write_tokens" in d:
+                return _int(d["cache_write_tokens"])
+        return None
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        """Output tokens spent on reasoning, part of :attr:`output_tokens` (``None``: not reported)."""
+        for details, key in (
+            ("completion_tokens_details", "reasoning_tokens"),  # OpenAI chat
+            ("output_tokens_details", "reasoning_tokens"),  # OpenAI Responses
+            ("output_tokens_details", "thinking_tokens"),  # Anthropic, where reported
+        ):
+            d = self.extras.get(details)
+            if isinstance(d, dict) and key in d:
+                return _int(d[key])
+        return None
+
+    @property
+    def cache_tokens_in_input(self) -> bool:
+        """Whether :attr:`input_tokens` already includes the cache reads and writes (OpenAI) or not (Anthropic)."""
+        return not ("cache_read_input_tokens" in self.extras or "cache_creation_input_tokens" in self.extras)
+
+    @property
+    def all_input_tokens(self) -> int | None:
+        """Every input token, cached ones included (what the GenAI conventions call input tokens)."""
+        if self.input_tokens is None:
+            return None
+        if self.cache_tokens_in_input:
+            return self.input_tokens
+        return self.input_tokens + (self.cache_read_tokens or 0) + (self.cache_write_tokens or 0)
 
 
 class ContentBlock(BaseModel):
@@ -149,8 +206,25 @@ class Message(BaseModel):
                 )
         return {"role": "assistant", "content": blocks}
 
+    @property
+    def cost(self) -> Cost:
+        """What this message cost, from the provider's reported usage and a price table.
+
+        Computed on each access by :func:`schwarm_stream.cost.cost_of` (the
+        optional ``genai-prices`` package holds the prices). Never 0 for want of
+        data: an unknown model, missing usage or the package not installed give
+        ``Cost(total=None, reason=...)``.
+        """
+        from .cost import cost_of
+
+        return cost_of(self)
+
     def __str__(self) -> str:
         return self.text
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def parse_arguments(arguments: str) -> tuple[Any, str | None]:

@@ -37,9 +37,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import schwarm_stream
 from schwarm_stream import Chunk, Recovery, StreamError, hookimpl
+from schwarm_stream.builtins import metrics as metrics_module
 from schwarm_stream.builtins.metrics import (
     CAPTURE_CONTENT_ENV,
-    CHUNK_GAP_BUCKETS,
     DURATION_BUCKETS,
     INSTRUMENTS,
     TOKEN_BUCKETS,
@@ -48,7 +48,6 @@ from schwarm_stream.builtins.metrics import (
     capture_mode,
 )
 from schwarm_stream.sources import anthropic_messages, openai_chat, openai_responses
-from schwarm_stream.testing.corpus import CorpusStream, corpus_root, load_corpus
 from schwarm_stream.testing.server import (
     JSONReply,
     ProviderServer,
@@ -57,6 +56,7 @@ from schwarm_stream.testing.server import (
     openai_chat_events,
     openai_error_chunk,
 )
+from tests.support.corpus import CorpusStream, corpus_root, load_corpus
 
 HI: Any = [{"role": "user", "content": "hi"}]
 API_KEY = "sk-test-ABCDEFGHIJKLMNOP"
@@ -131,6 +131,26 @@ class Telemetry:
         )
 
 
+class FakeClock:
+    """The plugin's chunk clock: 0, then 1, 2, 3, ... ms further at each reading (exact gaps)."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.readings * 0.001
+        self.readings += 1
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(metrics_module, "_clock", fake)
+    return fake
+
+
 @pytest.fixture
 def otel() -> Iterator[Telemetry]:
     t = Telemetry()
@@ -175,7 +195,7 @@ def all_exported_text(t: Telemetry) -> str:
 # -- values and attributes ---------------------------------------------------------------------
 
 
-async def test_chat_stream_records_semconv_metrics_once(otel: Telemetry) -> None:
+async def test_chat_stream_records_semconv_metrics_once(otel: Telemetry, clock: FakeClock) -> None:
     body = openai_chat_events(
         ["Hel", "lo", " wor", "ld"],
         tool_calls=[
@@ -213,10 +233,14 @@ async def test_chat_stream_records_semconv_metrics_once(otel: Telemetry) -> None
     assert ttfc.sum == pytest.approx(stats.time_to_first_token)
     tpoc = otel.point("gen_ai.client.operation.time_per_output_chunk")
     n_out = len(delivered) + s.tool_call_deltas
-    assert tpoc.count == 1
-    assert tpoc.sum == pytest.approx((s.ended_at - s.first_content_at) / (n_out - 1))
-    assert tpoc.sum == pytest.approx(stats.time_per_output_chunk)
-    assert tuple(tpoc.explicit_bounds) == CHUNK_GAP_BUCKETS
+    # one value per output chunk after the first (text chunks and tool-call fragments), as the
+    # conventions define it: the clock ticks 1, 2, 3, ... ms apart, so the k-th gap is k ms
+    assert clock.readings == n_out
+    assert tpoc.count == n_out - 1
+    assert tpoc.sum == pytest.approx(sum(k * 0.001 for k in range(1, n_out)))
+    assert tpoc.min == pytest.approx(0.001) and tpoc.max == pytest.approx((n_out - 1) * 0.001)
+    assert dict(tpoc.attributes) == resp
+    assert tuple(tpoc.explicit_bounds) == DURATION_BUCKETS  # the conventions' advice
     assert otel.point("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}).sum == 11
     assert tuple(
         otel.point("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}).explicit_bounds
@@ -653,11 +677,39 @@ async def test_constructor_setting_overrides_the_environment(
 # -- the default plugin and its cost model -----------------------------------------------------
 
 
-def test_builtin_is_registered_and_has_no_per_chunk_hook() -> None:
+def test_builtin_is_registered_and_its_per_chunk_hooks_only_stamp_the_clock() -> None:
     (info,) = [i for i in schwarm_stream.Pipeline().plugins() if i.name == "metrics"]
     assert info.builtin and info.enabled
     assert {"stream_start", "stream_end"} <= set(info.hooks)
-    assert not PER_CHUNK_HOOKS & set(info.hooks)
+    # time per output chunk needs each output chunk's time: the typed output hooks, nothing else
+    assert PER_CHUNK_HOOKS & set(info.hooks) == {"stream_chunk", "stream_tool_call_delta"}
+
+
+def test_importing_the_builtin_creates_no_plugin_and_the_first_stream_does() -> None:
+    code = (
+        "import schwarm_stream.builtins.metrics as m\n"
+        "assert m._default is None, m._default\n"
+        "import asyncio, schwarm_stream\n"
+        "from schwarm_stream.testing import ScriptedSource\n"
+        "async def main():\n"
+        "    async with schwarm_stream.Pipeline().open(ScriptedSource(['a', 'b'])) as s:\n"
+        "        await s.collect()\n"
+        "asyncio.run(main())\n"
+        "assert isinstance(m._default, m.MetricsPlugin)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_builtin_imports_no_source_module() -> None:
+    import ast
+
+    tree = ast.parse(Path(metrics_module.__file__).read_text(encoding="utf-8"))
+    modules = {
+        f"{'.' * n.level}{n.module or ''}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+    } | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not [m for m in modules if "sources" in m], modules
+    assert ".._classify" in modules  # redact comes from the core's classification module
 
 
 async def test_default_plugin_without_an_sdk_is_silent() -> None:

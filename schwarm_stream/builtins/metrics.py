@@ -2,34 +2,53 @@
 
 Written against ``opentelemetry-api`` only: you bring the SDK and an exporter.
 Without a configured ``MeterProvider``/``TracerProvider`` every call goes to the
-API's no-op proxies (a fraction of a microsecond, once per stream).
+API's no-op proxies.
 
-Cost model: this plugin implements **no per-chunk hook**. The core already
-counts chunks and stamps the first content and the end (``stream.stats()``);
-the plugin keeps a few per-stream counters in the stash (retries, recoveries,
-errors) bumped in once-per-attempt hooks, and records every instrument once,
-in ``stream_end``. An OpenTelemetry SDK ``add``/``record`` costs 5-12 µs, so
-calling one per chunk would cost more than the whole rest of our pipeline.
+Two versions of the conventions, chosen as the OpenTelemetry GenAI
+instrumentations choose them, by ``OTEL_SEMCONV_STABILITY_OPT_IN`` (a
+comma-separated list), read when the plugin is built:
 
-``gen_ai.client.operation.time_per_output_chunk`` is therefore recorded once
-per stream, as the stream's *mean* gap between output chunks,
-``(end - first chunk) / (chunks - 1)`` (see ``docs/observability.md`` for the
-numbers behind that choice).
+- unset (the default): the names this plugin has always emitted, those of the
+  conventions up to v1.37 (``gen_ai.client.operation.duration``,
+  ``gen_ai.client.token.usage``, ``gen_ai.client.operation.time_to_first_chunk``,
+  ``gen_ai.client.operation.time_per_output_chunk``);
+- ``gen_ai_latest_experimental``: the ``gen_ai.client.inference`` conventions of
+  the semantic-conventions-genai repository (v0.1.0): ``gen_ai.client.inference.
+  duration``, ``…time_to_first_chunk``, ``…time_per_output_chunk``, the token
+  counters ``gen_ai.client.inference.usage.{input_tokens,output_tokens,
+  cache_read.input_tokens,cache_write.input_tokens,reasoning.output_tokens}`` and
+  the per-operation histograms ``gen_ai.client.inference.operation.
+  {input_tokens,output_tokens}``, instead of the old names (not both).
+
+Time per output chunk is recorded **per chunk**, as both versions define it: one
+histogram value for each output chunk after the first of an attempt, the time
+from the previous chunk to this one. The per-chunk hooks only append a clock
+reading to a list (and not even that when no SDK is configured); the values
+are recorded in ``stream_end``, with the attributes known by then
+(``gen_ai.response.model``), so the SDK's cost (several µs a value) is paid
+after the stream, not between the chunks a consumer waits for.
+
+Everything else is recorded once per stream, in ``stream_end``; a few per-stream
+counters (retries, recoveries, errors) live in the stash.
 
 Traces: one ``CLIENT`` span per stream (``"{operation} {model}"``) with a child
 span per attempt (``schwarm_stream.attempt``); retries, recoveries and resets
 are span events; a failed attempt ends with status ``ERROR`` and an
 ``exception`` event whose message passes through :func:`redact`. Both spans end
 exactly once, in ``stream_end`` at the latest, which the core calls on every
-exit path (completion, error, consumer ``break``, task cancellation).
+exit path (completion, error, consumer ``break``, task cancellation). The
+stream span also gets what the stream cost (``schwarm_stream.cost.usd``, see
+:mod:`schwarm_stream.cost`) when the optional price table is installed.
 
 Message content is never recorded unless you opt in with
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (``SPAN_ONLY``,
 ``EVENT_ONLY``, ``SPAN_AND_EVENT``; ``true`` means ``SPAN_ONLY``; ``NO_CONTENT``
 or anything else means none) or ``MetricsPlugin(capture_content=...)``.
 
-To use your own providers instead of the global ones, register an instance
-under the built-in's name::
+The built-in is this module: its hooks hand each stream to one
+:class:`MetricsPlugin` on the global providers, built when the first stream
+starts (importing the module builds nothing). To use your own providers,
+register an instance under the built-in's name::
 
     Pipeline([("metrics", MetricsPlugin(meter_provider=mp, tracer_provider=tp))])
 """
@@ -39,23 +58,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Final
+import time
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace as otel_trace
+from opentelemetry.metrics import NoOpHistogram
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .._classify import redact
 from .._stash import StashKey
 from .._version import __version__
 from ..hookspecs import hookimpl
-from ..sources._classify import redact
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.metrics import Histogram, MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
     from .._errors import StreamError
-    from .._events import Reset
+    from .._events import Chunk, Reset, ToolCallDelta
     from .._message import Message
     from .._stream import Attempt, Stream
 
@@ -64,28 +86,63 @@ __all__ = [
     "CHUNK_GAP_BUCKETS",
     "DURATION_BUCKETS",
     "INSTRUMENTS",
+    "LATEST_INSTRUMENTS",
+    "SEMCONV_OPT_IN_ENV",
     "TOKEN_BUCKETS",
     "MetricsPlugin",
+    "SemconvMode",
     "capture_mode",
+    "default_plugin",
+    "semconv_mode",
 ]
 
 log = logging.getLogger("schwarm_stream")
 
 SCOPE: Final = "schwarm_stream"
 CAPTURE_CONTENT_ENV: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+#: The switch the OpenTelemetry instrumentations read; ``gen_ai_latest_experimental`` in it selects the new names.
+SEMCONV_OPT_IN_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+GEN_AI_LATEST: Final = "gen_ai_latest_experimental"
 
-# Attribute names (GenAI semantic conventions, plus ours under ``schwarm_stream.``).
-OPERATION: Final = "gen_ai.operation.name"
-PROVIDER: Final = "gen_ai.provider.name"
-REQUEST_MODEL: Final = "gen_ai.request.model"
-RESPONSE_MODEL: Final = "gen_ai.response.model"
-TOKEN_TYPE: Final = "gen_ai.token.type"
-ERROR_TYPE: Final = "error.type"
+SemconvMode = Literal["default", "latest"]
+
+# Attribute names: the semantic-conventions package's constants where it has them (it ships
+# with the OpenTelemetry SDK; the API alone does not bring it), the same strings otherwise.
+try:
+    from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _ga
+    from opentelemetry.semconv.attributes import error_attributes as _err
+
+    OPERATION: str = _ga.GEN_AI_OPERATION_NAME
+    PROVIDER: str = _ga.GEN_AI_PROVIDER_NAME
+    REQUEST_MODEL: str = _ga.GEN_AI_REQUEST_MODEL
+    RESPONSE_MODEL: str = _ga.GEN_AI_RESPONSE_MODEL
+    TOKEN_TYPE: str = _ga.GEN_AI_TOKEN_TYPE
+    ERROR_TYPE: str = _err.ERROR_TYPE
+    USAGE_INPUT: str = _ga.GEN_AI_USAGE_INPUT_TOKENS
+    USAGE_OUTPUT: str = _ga.GEN_AI_USAGE_OUTPUT_TOKENS
+    USAGE_CACHE_READ: str = _ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+    USAGE_REASONING: str = _ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+except ImportError:  # pragma: no cover - only without opentelemetry-semantic-conventions
+    OPERATION = "gen_ai.operation.name"
+    PROVIDER = "gen_ai.provider.name"
+    REQUEST_MODEL = "gen_ai.request.model"
+    RESPONSE_MODEL = "gen_ai.response.model"
+    TOKEN_TYPE = "gen_ai.token.type"
+    ERROR_TYPE = "error.type"
+    USAGE_INPUT = "gen_ai.usage.input_tokens"
+    USAGE_OUTPUT = "gen_ai.usage.output_tokens"
+    USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
+    USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
+# Not in the package (0.66b2 calls it cache_creation; the GenAI repository renamed it).
+USAGE_CACHE_WRITE: Final = "gen_ai.usage.cache_write.input_tokens"
+TOKEN_MODALITY: Final = "gen_ai.token.modality"
 OUTCOME: Final = "schwarm_stream.outcome"
 STRATEGY: Final = "schwarm_stream.recovery.strategy"
 ATTEMPT: Final = "schwarm_stream.attempt"
+COST: Final = "schwarm_stream.cost.usd"
+COST_UNKNOWN: Final = "schwarm_stream.cost.unknown"
 
-#: Semconv advice for ``gen_ai.client.operation.duration`` (also used for time to first chunk).
+#: Semconv advice for the duration, time-to-first-chunk and time-per-output-chunk histograms (both versions).
 DURATION_BUCKETS: Final = (
     0.01,
     0.02,
@@ -102,7 +159,7 @@ DURATION_BUCKETS: Final = (
     40.96,
     81.92,
 )
-#: Semconv advice for ``gen_ai.client.token.usage``.
+#: Semconv advice for ``gen_ai.client.token.usage`` and ``gen_ai.client.inference.operation.*_tokens``.
 TOKEN_BUCKETS: Final = (
     1,
     4,
@@ -119,8 +176,8 @@ TOKEN_BUCKETS: Final = (
     16777216,
     67108864,
 )
-#: Gaps between chunks: the time-per-token family, with finer buckets below 10 ms
-#: (loopback and fast models stream chunks a few milliseconds apart).
+#: Finer buckets for chunk gaps (not the conventions' advice, which starts at 10 ms): fast models and
+#: local servers stream chunks a few milliseconds apart. Apply them with an SDK ``View`` (see the docs).
 CHUNK_GAP_BUCKETS: Final = (
     0.001,
     0.0025,
@@ -142,20 +199,10 @@ CHUNK_GAP_BUCKETS: Final = (
 #: Chunks per stream.
 COUNT_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
-#: Every instrument: name -> (kind, unit, description). ``docs/observability.md`` lists the attributes.
-INSTRUMENTS: Final[dict[str, tuple[str, str, str]]] = {
-    "gen_ai.client.operation.duration": ("histogram", "s", "GenAI operation duration."),
-    "gen_ai.client.token.usage": ("histogram", "{token}", "Number of input and output tokens used."),
-    "gen_ai.client.operation.time_to_first_chunk": (
-        "histogram",
-        "s",
-        "Time to receive the first chunk, from the start of the stream.",
-    ),
-    "gen_ai.client.operation.time_per_output_chunk": (
-        "histogram",
-        "s",
-        "Mean time between consecutive output chunks of one stream (one value per stream).",
-    ),
+_Spec = tuple[str, str, str]  # kind, unit, description
+
+#: Ours, in both versions: name -> (kind, unit, description).
+_OWN: Final[dict[str, _Spec]] = {
     "schwarm_stream.chunks": (
         "histogram",
         "{chunk}",
@@ -171,6 +218,68 @@ INSTRUMENTS: Final[dict[str, tuple[str, str, str]]] = {
     "schwarm_stream.errors": ("counter", "{error}", "Failures (recovered or not), by error type."),
     "schwarm_stream.resets": ("counter", "{reset}", "Reset events delivered (content was voided)."),
     "schwarm_stream.streams.active": ("updowncounter", "{stream}", "Streams in flight."),
+}
+
+_TPOC_TEXT: Final = (
+    "Time per output chunk, recorded for each chunk received after the first one, measured as the "
+    "time elapsed from the end of the previous chunk to the end of the current chunk."
+)
+_TTFC_TEXT: Final = (
+    "Time to receive the first chunk, measured from when the client issues the generation request "
+    "to when the first chunk is received in the response stream."
+)
+
+#: Every instrument of the default version: name -> (kind, unit, description).
+INSTRUMENTS: Final[dict[str, _Spec]] = {
+    "gen_ai.client.operation.duration": ("histogram", "s", "GenAI operation duration."),
+    "gen_ai.client.token.usage": ("histogram", "{token}", "Number of input and output tokens used."),
+    "gen_ai.client.operation.time_to_first_chunk": ("histogram", "s", _TTFC_TEXT),
+    "gen_ai.client.operation.time_per_output_chunk": ("histogram", "s", _TPOC_TEXT),
+    **_OWN,
+}
+
+_USAGE_NOTE: Final = "(0 when the provider reported none)."
+#: Every instrument with ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``.
+LATEST_INSTRUMENTS: Final[dict[str, _Spec]] = {
+    "gen_ai.client.inference.duration": ("histogram", "s", "GenAI client inference operation duration."),
+    "gen_ai.client.inference.time_to_first_chunk": ("histogram", "s", _TTFC_TEXT),
+    "gen_ai.client.inference.time_per_output_chunk": ("histogram", "s", _TPOC_TEXT),
+    "gen_ai.client.inference.usage.input_tokens": (
+        "counter",
+        "{token}",
+        f"The number of input (prompt) tokens used, including cached tokens {_USAGE_NOTE}",
+    ),
+    "gen_ai.client.inference.usage.output_tokens": (
+        "counter",
+        "{token}",
+        f"The number of output (completion) tokens used, including reasoning tokens {_USAGE_NOTE}",
+    ),
+    "gen_ai.client.inference.usage.cache_read.input_tokens": (
+        "counter",
+        "{token}",
+        f"The number of input tokens served from a provider-managed cache {_USAGE_NOTE}",
+    ),
+    "gen_ai.client.inference.usage.cache_write.input_tokens": (
+        "counter",
+        "{token}",
+        f"The number of input tokens written to a provider-managed cache {_USAGE_NOTE}",
+    ),
+    "gen_ai.client.inference.usage.reasoning.output_tokens": (
+        "counter",
+        "{token}",
+        f"The number of output tokens used for reasoning {_USAGE_NOTE}",
+    ),
+    "gen_ai.client.inference.operation.input_tokens": (
+        "histogram",
+        "{token}",
+        "The number of input (prompt) tokens used per inference operation.",
+    ),
+    "gen_ai.client.inference.operation.output_tokens": (
+        "histogram",
+        "{token}",
+        "The number of output (completion) tokens used per inference operation.",
+    ),
+    **_OWN,
 }
 
 _CAPTURE_MODES = ("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
@@ -206,21 +315,40 @@ def capture_mode(value: str | bool | None = None) -> str:
     return "NO_CONTENT"
 
 
+def semconv_mode(value: str | None = None) -> SemconvMode:
+    """Which conventions to emit: ``"latest"`` when ``gen_ai_latest_experimental`` is in the list.
+
+    ``value`` is an ``OTEL_SEMCONV_STABILITY_OPT_IN`` value (``None`` reads the
+    environment); other categories in the list (``http``, ``database``, …) are
+    none of ours and are ignored.
+    """
+    if value is None:
+        value = os.environ.get(SEMCONV_OPT_IN_ENV, "")
+    wanted = {v.strip().lower() for v in value.split(",")}
+    return "latest" if GEN_AI_LATEST in wanted else "default"
+
+
 class _State:
     """Per-stream telemetry state (in ``stream.stash``)."""
 
-    __slots__ = ("attempt_span", "attrs", "errors", "recoveries", "retries", "span")
+    __slots__ = ("attempt_span", "attrs", "breaks", "errors", "recoveries", "retries", "span", "times")
 
-    def __init__(self, attrs: dict[str, Any], span: Span) -> None:
+    def __init__(self, attrs: dict[str, Any], span: Span, times: list[float] | None) -> None:
         self.attrs = attrs
         self.span = span
         self.attempt_span: Span | None = None
         self.retries = 0
         self.recoveries: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        #: clock readings of the output chunks (``None``: the histogram is a no-op, nothing to stamp)
+        self.times = times
+        #: indexes into ``times`` where an attempt after the first began (no gap across attempts)
+        self.breaks: list[int] = []
 
 
 STATE: StashKey[_State] = StashKey()
+#: The same list as ``_State.times``, under its own key: the per-chunk hooks do one lookup.
+TIMES: StashKey[list[float]] = StashKey()
 
 
 def _error_type(err: BaseException) -> str:
@@ -260,8 +388,37 @@ def _output_messages(message: Message) -> str:
     return json.dumps([out], ensure_ascii=False, default=str)
 
 
+def _live(histogram: Histogram) -> bool:
+    """Whether values recorded on ``histogram`` go anywhere (an SDK is behind it, now).
+
+    The API's proxy instruments get a real one once an SDK provider is set
+    globally; until then (and for the explicit no-op) stamping chunks is waste.
+    """
+    if isinstance(histogram, NoOpHistogram):
+        return False
+    return getattr(histogram, "_real_instrument", histogram) is not None
+
+
+def _gaps(times: list[float], breaks: list[int]) -> list[float]:
+    """Gaps between consecutive chunk readings, none across an attempt boundary."""
+    out = [b - a for a, b in pairwise(times)]
+    for i in reversed(breaks):  # the gap ending at chunk i spans a failure and a reconnect
+        if 0 < i <= len(out):
+            del out[i - 1]
+    return out
+
+
+_clock = time.perf_counter
+
+
+def _stamp(stream: Stream) -> None:
+    times = stream.stash.get(TIMES)
+    if times is not None:
+        times.append(_clock())
+
+
 class MetricsPlugin:
-    """The metrics/tracing plugin; the module-level default uses the global providers.
+    """The metrics/tracing plugin.
 
     :param meter_provider: a ``MeterProvider`` (default: the global one, via the API).
     :param tracer_provider: a ``TracerProvider`` (default: the global one).
@@ -269,6 +426,10 @@ class MetricsPlugin:
         ``EVENT_ONLY``/``SPAN_AND_EVENT`` modes (default: the global one).
     :param capture_content: a capture mode or bool; ``None`` reads
         ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` once per stream.
+    :param semconv: ``"default"`` or ``"latest"``; ``None`` reads
+        ``OTEL_SEMCONV_STABILITY_OPT_IN`` now (see :func:`semconv_mode`).
+    :param cost: put what the stream cost on its span (needs the optional
+        ``genai-prices``; its table is imported on the first stream that ends).
     """
 
     def __init__(
@@ -278,65 +439,58 @@ class MetricsPlugin:
         tracer_provider: TracerProvider | None = None,
         logger_provider: Any = None,
         capture_content: str | bool | None = None,
+        semconv: SemconvMode | None = None,
+        cost: bool = True,
     ) -> None:
         meter = otel_metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self._tracer = otel_trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         self._logger_provider = logger_provider
         self._capture = None if capture_content is None else capture_mode(capture_content)
-        h = meter.create_histogram
-        d = INSTRUMENTS
-        self._duration = h(
-            "gen_ai.client.operation.duration",
-            unit="s",
-            description=d["gen_ai.client.operation.duration"][2],
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-        )
-        self._tokens = h(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description=d["gen_ai.client.token.usage"][2],
-            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
-        )
-        self._ttfc = h(
-            "gen_ai.client.operation.time_to_first_chunk",
-            unit="s",
-            description=d["gen_ai.client.operation.time_to_first_chunk"][2],
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-        )
-        self._tpoc = h(
-            "gen_ai.client.operation.time_per_output_chunk",
-            unit="s",
-            description=d["gen_ai.client.operation.time_per_output_chunk"][2],
-            explicit_bucket_boundaries_advisory=list(CHUNK_GAP_BUCKETS),
-        )
-        self._chunks = h(
-            "schwarm_stream.chunks",
-            unit="{chunk}",
-            description=d["schwarm_stream.chunks"][2],
-            explicit_bucket_boundaries_advisory=list(COUNT_BUCKETS),
-        )
-        self._tool_deltas = h(
-            "schwarm_stream.tool_call_deltas",
-            unit="{delta}",
-            description=d["schwarm_stream.tool_call_deltas"][2],
-            explicit_bucket_boundaries_advisory=list(COUNT_BUCKETS),
-        )
-        c = meter.create_counter
-        self._retries = c(
-            "schwarm_stream.retries", unit="{retry}", description=d["schwarm_stream.retries"][2]
-        )
-        self._recoveries = c(
-            "schwarm_stream.recoveries", unit="{recovery}", description=d["schwarm_stream.recoveries"][2]
-        )
-        self._errors = c("schwarm_stream.errors", unit="{error}", description=d["schwarm_stream.errors"][2])
-        self._resets = c("schwarm_stream.resets", unit="{reset}", description=d["schwarm_stream.resets"][2])
+        self.semconv: SemconvMode = semconv if semconv is not None else semconv_mode()
+        self._cost = cost
+        self.latest = self.semconv == "latest"
+        specs = LATEST_INSTRUMENTS if self.latest else INSTRUMENTS
+        self.instruments: dict[str, _Spec] = dict(specs)
+
+        def hist(name: str, buckets: tuple[float, ...]) -> Histogram:
+            _, unit, text = specs[name]
+            return meter.create_histogram(
+                name, unit=unit, description=text, explicit_bucket_boundaries_advisory=list(buckets)
+            )
+
+        def counter(name: str) -> Any:
+            _, unit, text = specs[name]
+            return meter.create_counter(name, unit=unit, description=text)
+
+        prefix = "gen_ai.client.inference" if self.latest else "gen_ai.client.operation"
+        self._duration = hist(f"{prefix}.duration", DURATION_BUCKETS)
+        self._ttfc = hist(f"{prefix}.time_to_first_chunk", DURATION_BUCKETS)
+        self._tpoc = hist(f"{prefix}.time_per_output_chunk", DURATION_BUCKETS)
+        if self.latest:
+            u = "gen_ai.client.inference.usage"
+            self._usage = (
+                counter(f"{u}.input_tokens"),
+                counter(f"{u}.output_tokens"),
+                counter(f"{u}.cache_read.input_tokens"),
+                counter(f"{u}.cache_write.input_tokens"),
+                counter(f"{u}.reasoning.output_tokens"),
+            )
+            self._op_input = hist("gen_ai.client.inference.operation.input_tokens", TOKEN_BUCKETS)
+            self._op_output = hist("gen_ai.client.inference.operation.output_tokens", TOKEN_BUCKETS)
+        else:
+            self._tokens = hist("gen_ai.client.token.usage", TOKEN_BUCKETS)
+        self._chunks = hist("schwarm_stream.chunks", COUNT_BUCKETS)
+        self._tool_deltas = hist("schwarm_stream.tool_call_deltas", COUNT_BUCKETS)
+        self._retries = counter("schwarm_stream.retries")
+        self._recoveries = counter("schwarm_stream.recoveries")
+        self._errors = counter("schwarm_stream.errors")
+        self._resets = counter("schwarm_stream.resets")
+        _, unit, text = specs["schwarm_stream.streams.active"]
         self._active = meter.create_up_down_counter(
-            "schwarm_stream.streams.active",
-            unit="{stream}",
-            description=d["schwarm_stream.streams.active"][2],
+            "schwarm_stream.streams.active", unit=unit, description=text
         )
 
-    # -- hooks (all sync and once per stream or attempt: none runs per chunk) ---------------------
+    # -- hooks: stream_chunk/stream_tool_call_delta only stamp the clock; the rest run once -------
 
     @hookimpl(tryfirst=True)
     def stream_start(self, stream: Stream) -> None:
@@ -353,7 +507,10 @@ class MetricsPlugin:
         if stream.agent_id:
             span_attrs["gen_ai.agent.id"] = stream.agent_id
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
-        stream.stash[STATE] = _State(attrs, span)
+        times: list[float] | None = [] if _live(self._tpoc) else None
+        stream.stash[STATE] = _State(attrs, span, times)
+        if times is not None:
+            stream.stash[TIMES] = times
         self._active.add(1, attrs)
 
     @hookimpl
@@ -368,6 +525,9 @@ class MetricsPlugin:
             else:
                 state.attempt_span.end()
             state.attempt_span = None
+        times = state.times
+        if times and (not state.breaks or state.breaks[-1] != len(times)):
+            state.breaks.append(len(times))
         strategy = attempt.strategy
         if prev is not None:
             et = _error_type(prev)
@@ -393,6 +553,18 @@ class MetricsPlugin:
         state.attempt_span = self._tracer.start_span(
             "schwarm_stream.attempt", context=context, kind=SpanKind.INTERNAL, attributes=attrs
         )
+
+    @hookimpl
+    def stream_chunk(self, stream: Stream, chunk: Chunk) -> None:
+        times = stream.stash.get(TIMES)  # inlined _stamp: this runs for every chunk
+        if times is not None:
+            times.append(_clock())
+
+    @hookimpl
+    def stream_tool_call_delta(self, stream: Stream, delta: ToolCallDelta) -> None:
+        times = stream.stash.get(TIMES)
+        if times is not None:
+            times.append(_clock())
 
     @hookimpl(tryfirst=True)
     def stream_error(self, stream: Stream, error: StreamError) -> None:
@@ -421,6 +593,8 @@ class MetricsPlugin:
         if state is None:
             return
         del stream.stash[STATE]  # ends the spans exactly once, whatever calls this again
+        if TIMES in stream.stash:
+            del stream.stash[TIMES]
         try:
             self._record(stream, state)
         finally:
@@ -445,17 +619,20 @@ class MetricsPlugin:
         if outcome == "partial":
             state.recoveries["partial"] = state.recoveries.get("partial", 0) + 1
 
-        duration = {**common, OUTCOME: outcome}
+        with_error = dict(common)
         if error is not None:
-            duration[ERROR_TYPE] = _error_type(error)
-        self._duration.record(stats.elapsed, duration)
+            with_error[ERROR_TYPE] = _error_type(error)
+        self._duration.record(stats.elapsed, {**with_error, OUTCOME: outcome})
         if stats.time_to_first_token is not None:
             self._ttfc.record(stats.time_to_first_token, common)
-        tpoc = stats.time_per_output_chunk
-        if tpoc is not None and outcome == "complete":
-            self._tpoc.record(tpoc, common)
+        if state.times is not None and len(state.times) > 1:
+            record = self._tpoc.record
+            for gap in _gaps(state.times, state.breaks):  # one value per chunk interval
+                record(gap, common)
         usage = message.usage
-        if usage is not None:
+        if self.latest:
+            self._record_usage(message, common, with_error)
+        elif usage is not None:
             if usage.input_tokens is not None:
                 self._tokens.record(usage.input_tokens, {**common, TOKEN_TYPE: "input"})
             if usage.output_tokens is not None:
@@ -475,34 +652,83 @@ class MetricsPlugin:
 
         span = state.span
         if span.is_recording():
-            span_attrs: dict[str, Any] = {
-                OUTCOME: outcome,
-                "schwarm_stream.attempts": stream.attempt,
-                "schwarm_stream.chunks": stream.chunks,
-                "schwarm_stream.tool_call_deltas": stream.tool_call_deltas,
-                "schwarm_stream.resets": stream.resets,
-            }
-            if message.model:
-                span_attrs[RESPONSE_MODEL] = message.model
-            if message.id:
-                span_attrs["gen_ai.response.id"] = message.id
-            if message.finish_reason:
-                span_attrs["gen_ai.response.finish_reasons"] = [message.finish_reason]
-            if usage is not None:
-                if usage.input_tokens is not None:
-                    span_attrs["gen_ai.usage.input_tokens"] = usage.input_tokens
-                if usage.output_tokens is not None:
-                    span_attrs["gen_ai.usage.output_tokens"] = usage.output_tokens
-            if stats.time_to_first_token is not None:
-                span_attrs["gen_ai.response.time_to_first_chunk"] = stats.time_to_first_token
-            if tpoc is not None:
-                span_attrs["schwarm_stream.time_per_output_chunk"] = tpoc
-            if stream.recovery:
-                span_attrs["schwarm_stream.recovery"] = stream.recovery
-            span.set_attributes(span_attrs)
+            self._span_attributes(
+                stream, span, message, stats.time_to_first_token, stats.time_per_output_chunk
+            )
             mode = self._capture or capture_mode()
             if mode != "NO_CONTENT":
                 self._capture_content(mode, span, message, common)
+
+    def _record_usage(self, message: Message, common: dict[str, Any], with_error: dict[str, Any]) -> None:
+        """The v0.1.0 token instruments: every stream, failed ones too; 0 where nothing was reported."""
+        usage = message.usage
+        if usage is None:
+            values = (0, 0, 0, 0, 0)
+        else:
+            values = (
+                usage.all_input_tokens or 0,
+                usage.output_tokens or 0,
+                usage.cache_read_tokens or 0,
+                usage.cache_write_tokens or 0,
+                usage.reasoning_tokens or 0,
+            )
+        # The provider does not break usage down by modality: "unknown", as the conventions say.
+        by_modality = {**common, TOKEN_MODALITY: "unknown"}
+        for counter, value in zip(self._usage, values, strict=True):
+            counter.add(value, by_modality)
+        self._op_input.record(values[0], with_error)
+        self._op_output.record(values[1], with_error)
+
+    def _span_attributes(
+        self, stream: Stream, span: Span, message: Message, ttfc: float | None, tpoc: float | None
+    ) -> None:
+        outcome = stream.outcome or "cancelled"
+        a: dict[str, Any] = {
+            OUTCOME: outcome,
+            "schwarm_stream.attempts": stream.attempt,
+            "schwarm_stream.chunks": stream.chunks,
+            "schwarm_stream.tool_call_deltas": stream.tool_call_deltas,
+            "schwarm_stream.resets": stream.resets,
+        }
+        if message.model:
+            a[RESPONSE_MODEL] = message.model
+        if message.id:
+            a["gen_ai.response.id"] = message.id
+        if message.finish_reason:
+            a["gen_ai.response.finish_reasons"] = [message.finish_reason]
+        usage = message.usage
+        if usage is not None:
+            if self.latest:
+                # v0.1.0: input counts every input token, cached ones included; the detail
+                # counters only when available and non-zero.
+                if usage.all_input_tokens is not None:
+                    a[USAGE_INPUT] = usage.all_input_tokens
+                for key, value in (
+                    (USAGE_CACHE_READ, usage.cache_read_tokens),
+                    (USAGE_CACHE_WRITE, usage.cache_write_tokens),
+                    (USAGE_REASONING, usage.reasoning_tokens),
+                ):
+                    if value:
+                        a[key] = value
+            elif usage.input_tokens is not None:
+                a[USAGE_INPUT] = usage.input_tokens
+            if usage.output_tokens is not None:
+                a[USAGE_OUTPUT] = usage.output_tokens
+        if ttfc is not None:
+            a["gen_ai.response.time_to_first_chunk"] = ttfc
+        if tpoc is not None:
+            a["schwarm_stream.time_per_output_chunk"] = tpoc
+        if stream.recovery:
+            a["schwarm_stream.recovery"] = stream.recovery
+        if self._cost:
+            from ..cost import cost_of
+
+            cost = cost_of(message)
+            if cost.total is not None:
+                a[COST] = float(cost.total)
+            else:
+                a[COST_UNKNOWN] = cost.reason or "unknown"
+        span.set_attributes(a)
 
     def _capture_content(self, mode: str, span: Span, message: Message, attrs: dict[str, Any]) -> None:
         output = redact(_output_messages(message))  # opted-in content still carries no key
@@ -535,12 +761,54 @@ class MetricsPlugin:
             state.span.end()
 
 
-_DEFAULT = MetricsPlugin()
+# -- the built-in: this module, with one plugin on the global providers, built on first use ------
 
-# The built-in is registered as this module: expose the default instance's hooks.
-stream_start = _DEFAULT.stream_start
-stream_attempt = _DEFAULT.stream_attempt
-stream_error = _DEFAULT.stream_error
-stream_reset = _DEFAULT.stream_reset
-stream_complete = _DEFAULT.stream_complete
-stream_end = _DEFAULT.stream_end
+_default: MetricsPlugin | None = None
+
+
+def default_plugin() -> MetricsPlugin:
+    """The plugin the built-in hands streams to, on the global providers (built on the first call)."""
+    global _default
+    if _default is None:
+        _default = MetricsPlugin()
+    return _default
+
+
+@hookimpl(tryfirst=True)
+def stream_start(stream: Stream) -> None:
+    default_plugin().stream_start(stream)
+
+
+@hookimpl
+def stream_attempt(stream: Stream, attempt: Attempt) -> None:
+    default_plugin().stream_attempt(stream, attempt)
+
+
+@hookimpl
+def stream_chunk(stream: Stream, chunk: Chunk) -> None:
+    _stamp(stream)  # no plugin lookup per chunk: the list is in the stash
+
+
+@hookimpl
+def stream_tool_call_delta(stream: Stream, delta: ToolCallDelta) -> None:
+    _stamp(stream)
+
+
+@hookimpl(tryfirst=True)
+def stream_error(stream: Stream, error: StreamError) -> None:
+    default_plugin().stream_error(stream, error)
+
+
+@hookimpl
+def stream_reset(stream: Stream, reset: Reset) -> None:
+    default_plugin().stream_reset(stream, reset)
+
+
+@hookimpl
+def stream_complete(stream: Stream, message: Message) -> None:
+    default_plugin().stream_complete(stream, message)
+
+
+@hookimpl
+def stream_end(stream: Stream) -> None:
+    default_plugin().stream_end(stream)
