@@ -64,9 +64,7 @@ class Pipeline:
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
         """The pluggy manager (built on first use)."""
-        self._ensure()
-        assert self._pm is not None
-        return self._pm
+        return self._ensure()[0]
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin considered: built-ins, entry points (loaded, blocked, failed) and yours."""
@@ -147,12 +145,15 @@ class Pipeline:
         entry_name, obj = entry if isinstance(entry, tuple) else (None, entry)
         return (name is not None and entry_name == name) or (plugin is not None and obj is plugin)
 
-    def _ensure(self) -> None:
-        if self._table is not None:
-            return
+    def _ensure(self) -> tuple[pluggy.PluginManager, HookTable]:
+        """The plugin manager and its hook table, built on first use (thread-safe)."""
+        pm, table = self._pm, self._table
+        if pm is not None and table is not None:
+            return pm, table
         with self._lock:
-            if self._table is not None:
-                return
+            pm, table = self._pm, self._table
+            if pm is not None and table is not None:
+                return pm, table
             pc = self.config.plugins
             pm, infos = make_plugin_manager(
                 self._plugins,
@@ -164,11 +165,11 @@ class Pipeline:
             self._pm, self._infos = pm, infos
             self.config = self._validate_sections(pm, self.config, self._plugins)
             pm.hook.stream_configure(config=self.config)
-            self._table = HookTable(pm)
+            self._table = table = HookTable(pm)
+            return pm, table
 
     def _rebuild(self) -> None:
-        assert self._pm is not None
-        self._table = HookTable(self._pm)
+        self._table = HookTable(self._ensure()[0])
 
     @staticmethod
     def _validate_sections(pm: pluggy.PluginManager, config: Config, plugins: Iterable[Any] = ()) -> Config:
@@ -225,11 +226,10 @@ class Pipeline:
         stream_id: str | None = None,
     ) -> Stream:
         """Open a logical stream on ``source`` (a source factory, or an iterator of strings)."""
-        self._ensure()
-        assert self._table is not None
+        table = self._ensure()[1]
         return Stream(
             as_source(source),
-            table=self._table,
+            table=table,
             config=self.config,
             metadata=metadata,
             agent_id=agent_id,

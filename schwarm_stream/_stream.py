@@ -25,6 +25,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._classify import classify
 from ._dispatch import HookTable, Impl
 from ._errors import (
     InvalidToolArguments,
@@ -35,14 +36,14 @@ from ._errors import (
 )
 from ._events import SNAPSHOT, Chunk, Event, Reset, ToolCallDelta
 from ._message import Message
-from ._stash import Stash
+from ._stash import Stash, StashKey
 from .decisions import Recovery
 
 if TYPE_CHECKING:
     from .config import Config
     from .sources import Source
 
-__all__ = ["Attempt", "Stream", "StreamStats"]
+__all__ = ["TOOL_CALLS", "Attempt", "Stream", "StreamStats"]
 
 log = logging.getLogger("schwarm_stream")
 
@@ -51,6 +52,11 @@ log = logging.getLogger("schwarm_stream")
 TRUNCATION_REASONS = frozenset(
     {"length", "max_tokens", "max_output_tokens", "incomplete", "model_context_window_exceeded"}
 )
+
+#: Where the message-building plugin keeps the tool calls (choice 0) accumulated so far,
+#: by index: what :meth:`Stream.tool_call` returns. Any plugin replacing ``accumulate``
+#: may fill it with its own per-call objects.
+TOOL_CALLS: StashKey[Mapping[int, Any]] = StashKey()
 
 _RECOVERY_FLAG = {
     "restart": "restarted",
@@ -223,10 +229,13 @@ class Stream:
         return self._build_message(complete=False)
 
     def tool_call(self, index: int) -> Any:
-        """The accumulated state of tool call ``index`` so far (see the accumulate plugin)."""
-        from .builtins.accumulate import tool_call_state
+        """The state of tool call ``index`` (choice 0) accumulated so far, or ``None``.
 
-        return tool_call_state(self, index)
+        Read from ``stash[TOOL_CALLS]``, which the message-building plugin (the
+        built-in ``accumulate``) keeps up to date.
+        """
+        calls = self.stash.get(TOOL_CALLS)
+        return None if calls is None else calls.get(index)
 
     def stats(self) -> StreamStats:
         """State, attempts, chunks, tokens, tokens/s, elapsed and time to first token."""
@@ -480,8 +489,6 @@ class Stream:
                 except StreamError:
                     raise
                 except Exception as exc:  # an unclassified source failure: still typed, with the partial
-                    from .sources._classify import classify
-
                     raise classify(exc, provider=self.provider) from exc
                 finally:
                     self.reading = False
@@ -521,13 +528,15 @@ class Stream:
         never interrupted, its next event is picked up by the next call.
         Errors (and the end of the stream) surface exactly as from a plain read.
         """
-        assert self._wake is not None
-        if self._wake.is_set():
-            self._wake.clear()
+        wake_ev = self._wake
+        if wake_ev is None:  # flush_after() creates it before any timed read
+            raise RuntimeError("timed read without a flush_after() request")
+        if wake_ev.is_set():
+            wake_ev.clear()
             return _FLUSH_DUE
         if self._read_fut is None:
             self._read_fut = asyncio.ensure_future(_next_or_end(anext_))
-        wake = asyncio.ensure_future(self._wake.wait())
+        wake = asyncio.ensure_future(wake_ev.wait())
         self.reading = True
         try:
             await asyncio.wait({self._read_fut, wake}, return_when=asyncio.FIRST_COMPLETED)
@@ -541,7 +550,7 @@ class Stream:
             self.reading = False
             wake.cancel()
         if not self._read_fut.done():
-            self._wake.clear()
+            wake_ev.clear()
             return _FLUSH_DUE
         fut, self._read_fut = self._read_fut, None
         try:
@@ -549,8 +558,6 @@ class Stream:
         except StreamError:
             raise
         except Exception as exc:
-            from .sources._classify import classify
-
             raise classify(exc, provider=self.provider) from exc
 
     async def _cancel_read(self) -> None:

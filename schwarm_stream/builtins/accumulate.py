@@ -31,6 +31,7 @@ from .._errors import LimitExceeded
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from .._message import ContentBlock, Message, TokenUsage, ToolCall, parse_arguments
 from .._stash import StashKey
+from .._stream import TOOL_CALLS
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -139,15 +140,21 @@ def _choice(state: _State, index: int) -> _Choice:
 # -- hooks -------------------------------------------------------------------
 
 
+def _fresh(stream: Stream) -> None:
+    state = stream.stash[STATE] = _State(stream.config.limits)
+    # what stream.tool_call(index) reads: the core asks the stash, not this module
+    stream.stash[TOOL_CALLS] = state.main.tools
+
+
 @hookimpl
 def stream_start(stream: Stream) -> None:
-    stream.stash[STATE] = _State(stream.config.limits)
+    _fresh(stream)
 
 
 @hookimpl
 def stream_attempt(stream: Stream, attempt: Attempt) -> None:
     if attempt.strategy in ("retry", "restart", "fallback"):
-        stream.stash[STATE] = _State(stream.config.limits)
+        _fresh(stream)
 
 
 @hookimpl

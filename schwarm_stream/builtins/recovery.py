@@ -57,7 +57,7 @@ from .._errors import (
     TransportError,
 )
 from .._stash import StashKey
-from ..decisions import Recovery
+from ..decisions import BACKOFF, Recovery, not_retryable_reason
 from ..hookspecs import hookimpl
 from ..sources import Source
 
@@ -190,8 +190,6 @@ def _next_fallback(stream: Stream, st: _State) -> Source | None:
 
 def _strategies(stream: Stream, error: StreamError) -> tuple[str, ...] | None:
     """The configured strategies for ``error``; ``None`` when the error class is not recovered."""
-    from .retry import not_retryable_reason
-
     cfg = stream.config.recovery
     cls = error_class(error)
     chosen = cfg.on_error.get(cls)  # type: ignore[call-overload]
@@ -211,9 +209,6 @@ def _strategies(stream: Stream, error: StreamError) -> tuple[str, ...] | None:
 def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
     if isinstance(error, StreamCancelled):
         return "raise"
-    # imported here: `with_fallbacks` is public API, and tenacity costs ~40 ms to import
-    from .retry import backoff_delay, not_retryable_reason
-
     cfg = stream.config.recovery
     st = _state(stream)
     if not stream.committed:
@@ -253,7 +248,8 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
             nxt = _next_fallback(stream, st)
             if nxt is None:
                 continue
-        delay = backoff_delay(stream, error, st.recoveries + 1)
+        backoff = stream.stash.get(BACKOFF)  # published by the plugin owning the waits (retry)
+        delay = backoff(stream, error, st.recoveries + 1) if backoff is not None else 0.0
         if delay is None:
             return "raise"  # the provider asked for a longer wait than retry.max_retry_after
         st.recoveries += 1

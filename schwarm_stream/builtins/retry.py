@@ -50,9 +50,9 @@ from typing import TYPE_CHECKING, Any
 import tenacity
 from tenacity.wait import wait_base
 
-from .._errors import ProviderError, StreamCancelled, StreamError, StreamTimeout
+from .._errors import ProviderError, StreamError
 from .._stash import StashKey
-from ..decisions import Recovery
+from ..decisions import BACKOFF, NEVER_RETRIED, Recovery, not_retryable_reason
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -70,10 +70,6 @@ __all__ = [
     "policy",
     "testing_switch",
 ]
-
-#: Statuses that are never retried, whatever ``x-should-retry`` says: the
-#: request itself is wrong, and sending it again cannot help.
-NEVER_RETRIED = frozenset({400, 401, 403, 404, 413, 422})
 
 
 @dataclass(frozen=True)
@@ -106,24 +102,6 @@ class wait_backoff(wait_base):
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         return float(self._exp(retry_state)) * (1.0 - self._jitter * random.random())
-
-
-def not_retryable_reason(error: BaseException) -> str | None:
-    """Why ``error`` must not be retried, or ``None`` when it may be."""
-    if isinstance(error, StreamCancelled):
-        return "the caller cancelled the stream"
-    if not isinstance(error, StreamError):
-        return f"{type(error).__name__} is not a stream error"
-    if isinstance(error, StreamTimeout) and error.kind == "total":
-        return "the total timeout is over"
-    if isinstance(error, ProviderError):
-        if error.status_code in NEVER_RETRIED:
-            return f"HTTP {error.status_code} is never retried"
-        if error.should_retry is False:
-            return "the provider said x-should-retry: false"
-    if not error.retryable:
-        return f"{type(error).__name__} is not retryable"
-    return None
 
 
 def _retry_predicate(exc: BaseException) -> bool:
@@ -254,6 +232,8 @@ def stream_attempt(stream: Stream, attempt: Attempt) -> None:
     # each recovery after the commit point): its own attempts and deadline.
     if attempt.strategy != "retry":
         stream.stash[OPENING] = _new_opening(stream)
+        # the waits are this plugin's: other deciders (recovery) use them through the core's key
+        stream.stash[BACKOFF] = backoff_delay
 
 
 @hookimpl
