@@ -15,8 +15,8 @@ import pytest
 from schwarm_stream import Pipeline
 from schwarm_stream._manager import BUILTIN_PLUGINS, ESSENTIAL_PLUGINS
 from schwarm_stream.testing import switches
-from schwarm_stream.testing.faults import sdk_source
 from schwarm_stream.testing.server import ProviderServer
+from tests.support.faults import sdk_source
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from schwarm_stream.testing.faults import ROUTE_OF, content_indices, golden, golden_events
 from schwarm_stream.testing.server import (
     JSONReply,
     SSEReply,
@@ -28,6 +27,7 @@ from schwarm_stream.testing.server import (
     ThreadedProviderServer,
     anthropic_error_event,
 )
+from tests.support.faults import ROUTE_OF, content_indices, golden, golden_events
 
 PROVIDER = {"openai-chat": "openai", "anthropic-messages": "anthropic"}
 MODEL = {"openai-chat": "gpt-4o-mini", "anthropic-messages": "claude-haiku-4-5"}

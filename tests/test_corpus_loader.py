@@ -1,6 +1,7 @@
 """The recorded-stream corpus loader and the SDK oracle, checked against ``manifest.json``.
 
-Skips only when the corpus directory is absent; when it is present every check runs.
+Runs over the full corpus where it is found (``../shared/corpus``), else over the subset shipped in
+``tests/data/corpus/`` (``SCHWARM_STREAM_CORPUS=subset`` forces that); the subset's own checks follow.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from typing import Any
 
 import pytest
 
-from schwarm_stream.testing.corpus import (
-    PROTOCOLS,
+from schwarm_stream.testing.corpus import PROTOCOLS, detect_protocol, to_sse_body
+from tests.support import corpus_subset
+from tests.support.corpus import (
+    CORPUS_ENV,
+    SUBSET,
+    SUBSET_ROOT,
     CorpusStream,
     corpus_root,
-    detect_protocol,
+    full_corpus_root,
+    is_subset,
     load_corpus,
     load_http_errors,
-    to_sse_body,
 )
-from schwarm_stream.testing.oracle import OracleRejected, sdk_result
+from tests.support.oracle import OracleRejected, sdk_result
 
 LENGTH_PREFIX = "SDK accumulator raised LengthFinishReasonError"
 IN_BAND_ERROR_PREFIX = "stream carries in-band error"
@@ -37,8 +42,8 @@ NO_COMPLETED = "ok (no response.completed)"
 @pytest.fixture(scope="module")
 def root() -> Path:
     found = corpus_root()
-    if found is None:
-        pytest.skip("stream corpus not found (../shared/corpus or $SCHWARM_STREAM_CORPUS)")
+    # None only for a $SCHWARM_STREAM_CORPUS that names no corpus: a broken setting, not a plain clone.
+    assert found is not None, f"${CORPUS_ENV} does not name a corpus (nor {SUBSET!r})"
     return found
 
 
@@ -240,11 +245,85 @@ def _raw_reasoning(body: bytes) -> str:
     return "".join(parts["reasoning_content"]) or "".join(parts["reasoning"])
 
 
-def test_oracle_chat_reasoning_matches_raw_deltas(streams: list[CorpusStream]) -> None:
+def test_oracle_chat_reasoning_matches_raw_deltas(root: Path, streams: list[CorpusStream]) -> None:
     checked = 0
     for s in streams:
         if s.protocol != "openai-chat" or _expected(s.manifest)[0] == "reject":
             continue
         assert sdk_result(s.protocol, s.body)["reasoning"] == _raw_reasoning(s.body), s.id
         checked += bool(_raw_reasoning(s.body))
-    assert checked >= 10  # the corpus has a dozen chat streams with reasoning deltas
+    # The full corpus has a dozen chat streams with reasoning deltas, the subset two (xAI, OpenRouter).
+    assert checked >= (2 if is_subset(root) else 10)
+
+
+# --------------------------------------------------------------------------- the shipped subset
+
+
+def _subset_rows() -> list[dict[str, Any]]:
+    with (SUBSET_ROOT / "manifest.json").open(encoding="utf-8") as fh:
+        rows: list[dict[str, Any]] = json.load(fh)
+    return rows
+
+
+def test_the_subset_is_small_and_every_file_has_provenance() -> None:
+    rows = _subset_rows()
+    shipped = {str(p.relative_to(SUBSET_ROOT)) for p in SUBSET_ROOT.rglob("*") if p.is_file()}
+    assert shipped == {row["file"] for row in rows} | {"manifest.json", "PROVENANCE.md"}
+    assert {row["file"] for row in rows} == set(corpus_subset.FILES)
+    assert sum((SUBSET_ROOT / row["file"]).stat().st_size for row in rows) < 300_000
+    provenance = (SUBSET_ROOT / "PROVENANCE.md").read_text(encoding="utf-8")
+    for row in rows:
+        assert row["origin_repo"] in corpus_subset.LICENSES, row["file"]
+        line = next(line for line in provenance.splitlines() if f"| `{row['file']}` |" in line)
+        assert row["origin_repo"] in line and row["commit"] in line and row["origin_path"] in line
+
+
+def test_the_subset_covers_each_protocol_with_tools_reasoning_and_truncation() -> None:
+    features = defaultdict(set)
+    for row in _subset_rows():
+        features[row["protocol"]].update(row.get("features", ()))
+    assert {"tool_calls", "parallel tool_calls x2", "reasoning", "refusal"} <= features["openai-chat"]
+    assert {"function_call", "reasoning", "error"} <= features["openai-responses"]
+    assert {"tool_use", "thinking", "redacted_thinking"} <= features["anthropic-messages"]
+    streams = load_corpus(SUBSET_ROOT)
+    # Truncated Anthropic streams: no whole message_stop arrives (the equivalence test's StreamIncomplete case).
+    assert any(s.protocol == "anthropic-messages" and b"message_stop" not in s.body for s in streams)
+    assert {s.protocol for s in streams} == set(PROTOCOLS)
+
+
+def test_the_subset_is_an_exact_copy_of_the_full_corpus() -> None:
+    full = full_corpus_root()
+    if full is None:
+        pytest.skip("needs the full corpus (../shared/corpus) to compare the shipped subset with")
+    with (full / "manifest.json").open(encoding="utf-8") as fh:
+        expected_rows = corpus_subset.subset_manifest(json.load(fh))
+    assert _subset_rows() == expected_rows  # the full manifest's rows, unchanged, in its order
+    for row in expected_rows:
+        assert (SUBSET_ROOT / row["file"]).read_bytes() == (full / row["file"]).read_bytes(), row["file"]
+    assert (SUBSET_ROOT / "PROVENANCE.md").read_text(encoding="utf-8") == corpus_subset.provenance(
+        expected_rows
+    )
+
+
+def test_corpus_root_is_the_full_corpus_else_the_subset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(CORPUS_ENV, SUBSET)
+    assert full_corpus_root() is None
+    assert corpus_root() == SUBSET_ROOT and is_subset(corpus_root())
+
+    (tmp_path / "manifest.json").write_text("[]", encoding="utf-8")
+    monkeypatch.setenv(CORPUS_ENV, str(tmp_path))
+    assert full_corpus_root() == corpus_root() == tmp_path.resolve()
+    assert not is_subset(corpus_root())
+
+    # A setting naming no corpus is a mistake: no silent fallback to the subset.
+    monkeypatch.setenv(CORPUS_ENV, str(tmp_path / "missing"))
+    assert full_corpus_root() is None and corpus_root() is None
+
+    monkeypatch.delenv(CORPUS_ENV)
+    beside = tmp_path / "clone"
+    beside.mkdir()
+    (tmp_path / "shared" / "corpus").mkdir(parents=True)
+    (tmp_path / "shared" / "corpus" / "manifest.json").write_text("[]", encoding="utf-8")
+    assert full_corpus_root(beside) == (tmp_path / "shared" / "corpus").resolve()

@@ -112,7 +112,8 @@ def test_quickstart_agent_loop_prints_what_the_page_says(tmp_path: Path) -> None
 
 
 def test_the_corpus_size_in_readme_and_index_is_the_corpus_size() -> None:
-    from schwarm_stream.testing.corpus import corpus_root, load_corpus
+    from tests.support.corpus import full_corpus_root as corpus_root
+    from tests.support.corpus import load_corpus
 
     root = corpus_root()
     if root is None:  # the same condition under which tests/test_corpus_equivalence.py is skipped

@@ -24,8 +24,8 @@ from schwarm_stream import (
     StreamTimeout,
     hookimpl,
 )
-from schwarm_stream.testing.faults import Delivered, consume, fault_pipeline, golden_events, sdk_source
 from schwarm_stream.testing.server import ProviderServer, SSEReply
+from tests.support.faults import Delivered, consume, fault_pipeline, golden_events, sdk_source
 
 PROTOCOL = "openai-chat"
 

@@ -30,8 +30,8 @@ from schwarm_stream._tracing import TRACE_ENV
 from schwarm_stream.builtins.metrics import CAPTURE_CONTENT_ENV, MetricsPlugin
 from schwarm_stream.sources import anthropic_messages, openai_chat
 from schwarm_stream.sources.native import native_anthropic, native_openai_chat
-from schwarm_stream.testing.faults import consume, golden_events
 from schwarm_stream.testing.server import JSONReply, ProviderServer, SSEReply
+from tests.support.faults import consume, golden_events
 
 pytestmark = pytest.mark.usefixtures("no_waits")
 

@@ -15,8 +15,8 @@ import pytest
 from schwarm_stream import Chunk, Extra, StreamError, StreamIncomplete, ToolCallDelta
 from schwarm_stream.sources import native_anthropic, native_openai_chat, native_openai_responses
 from schwarm_stream.testing import switches
-from schwarm_stream.testing.faults import ROUTE_OF, fault_pipeline
 from schwarm_stream.testing.server import ProviderServer, SSEReply
+from tests.support.faults import ROUTE_OF, fault_pipeline
 
 HI = [{"role": "user", "content": "hi"}]
 PATHS = ("sdk", "native")

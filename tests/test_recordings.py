@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from schwarm_stream.testing.oracle import sdk_result
+from tests.support.oracle import sdk_result
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "examples" / "recordings"
 SAMPLES = {

@@ -25,7 +25,14 @@ from schwarm_stream import (
     open_sync,
 )
 from schwarm_stream.testing import switches
-from schwarm_stream.testing.faults import (
+from schwarm_stream.testing.server import (
+    JSONReply,
+    ProviderServer,
+    SSEReply,
+    Stall,
+    ThreadedProviderServer,
+)
+from tests.support.faults import (
     Delivered,
     consume,
     content_indices,
@@ -34,13 +41,6 @@ from schwarm_stream.testing.faults import (
     golden_events,
     sdk_source,
     view,
-)
-from schwarm_stream.testing.server import (
-    JSONReply,
-    ProviderServer,
-    SSEReply,
-    Stall,
-    ThreadedProviderServer,
 )
 
 PROTOCOL = "openai-chat"

@@ -23,16 +23,6 @@ from schwarm_stream import (
     StreamTimeout,
     TransportError,
 )
-from schwarm_stream.testing.faults import (
-    PROTOCOLS,
-    ROUTE_OF,
-    consume,
-    content_indices,
-    fault_pipeline,
-    golden,
-    golden_events,
-    view,
-)
 from schwarm_stream.testing.server import (
     Drip,
     ProviderServer,
@@ -41,6 +31,16 @@ from schwarm_stream.testing.server import (
     anthropic_error_event,
     openai_error_chunk,
     responses_error_events,
+)
+from tests.support.faults import (
+    PROTOCOLS,
+    ROUTE_OF,
+    consume,
+    content_indices,
+    fault_pipeline,
+    golden,
+    golden_events,
+    view,
 )
 
 TOOL = {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}

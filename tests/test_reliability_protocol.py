@@ -10,7 +10,8 @@ import pytest
 
 from schwarm_stream import ProtocolError
 from schwarm_stream.testing import switches
-from schwarm_stream.testing.faults import (
+from schwarm_stream.testing.server import ProviderServer, Split, SSEReply, sse
+from tests.support.faults import (
     PROTOCOLS,
     ROUTE_OF,
     consume,
@@ -19,7 +20,6 @@ from schwarm_stream.testing.faults import (
     golden_events,
     view,
 )
-from schwarm_stream.testing.server import ProviderServer, Split, SSEReply, sse
 
 TOOL = {"name": "get_weather", "arguments": {"city": "Köln"}}
 

@@ -14,14 +14,6 @@ import pytest
 
 from schwarm_stream import ProviderError, Reset, StreamIncomplete, TransportError
 from schwarm_stream.builtins.recovery import final_tool_calls, with_fallbacks
-from schwarm_stream.testing.faults import (
-    consume,
-    content_indices,
-    fault_pipeline,
-    golden,
-    golden_events,
-    view,
-)
 from schwarm_stream.testing.server import (
     JSONReply,
     ProviderServer,
@@ -30,6 +22,14 @@ from schwarm_stream.testing.server import (
     events_after,
     openai_chat_events,
     responses_events,
+)
+from tests.support.faults import (
+    consume,
+    content_indices,
+    fault_pipeline,
+    golden,
+    golden_events,
+    view,
 )
 
 TOOL = {"name": "get_weather", "arguments": {"city": "Paris"}}

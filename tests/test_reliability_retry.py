@@ -29,16 +29,6 @@ from schwarm_stream.builtins import retry
 from schwarm_stream.builtins.recovery import with_fallbacks
 from schwarm_stream.config import Config
 from schwarm_stream.testing import switches
-from schwarm_stream.testing.faults import (
-    PROTOCOLS,
-    ROUTE_OF,
-    consume,
-    fault_pipeline,
-    golden,
-    golden_events,
-    sdk_source,
-    view,
-)
 from schwarm_stream.testing.server import (
     JSONReply,
     ProviderServer,
@@ -49,6 +39,16 @@ from schwarm_stream.testing.server import (
     responses_error_events,
 )
 from schwarm_stream.testing.server import anthropic_events as ant_events
+from tests.support.faults import (
+    PROTOCOLS,
+    ROUTE_OF,
+    consume,
+    fault_pipeline,
+    golden,
+    golden_events,
+    sdk_source,
+    view,
+)
 
 TOOL = {"name": "get_weather", "arguments": {"city": "Paris"}}
 

@@ -20,15 +20,6 @@ import pytest
 
 from schwarm_stream import StreamError
 from schwarm_stream.testing import switches
-from schwarm_stream.testing.faults import (
-    PROTOCOLS,
-    consume,
-    fault_pipeline,
-    golden,
-    golden_events,
-    sdk_source,
-    view,
-)
 from schwarm_stream.testing.server import (
     JSONReply,
     ProviderServer,
@@ -39,6 +30,15 @@ from schwarm_stream.testing.server import (
     anthropic_error_event,
     openai_error_chunk,
     responses_error_events,
+)
+from tests.support.faults import (
+    PROTOCOLS,
+    consume,
+    fault_pipeline,
+    golden,
+    golden_events,
+    sdk_source,
+    view,
 )
 
 STREAMS = 300

@@ -1,51 +1,33 @@
-"""Loader for the recorded LLM stream corpus (``shared/corpus``).
+"""Recorded provider streams as raw SSE bodies: the file formats ``schwarm-stream replay`` reads.
 
-The corpus holds real (and a few hand-made) provider streams collected from public SDK test fixtures;
-``manifest.json`` describes every file.  This module turns each file into complete raw SSE HTTP bodies,
-byte-exact where the source is a raw recording, so tests can replay them through a mock transport.
+A recording is either a raw HTTP body as a server sent it, used byte for byte, or JSON lines (vercel-ai's
+``*.chunks.txt``, or any file whose lines are JSON payloads): one SSE *data payload* per line, no framing.
+:func:`to_sse_body` turns either into complete raw SSE bodies a server could send, and
+:func:`detect_protocol` tells which wire protocol a body speaks.
 
-Stdlib only: no SDK imports here (the SDK-based oracle lives in :mod:`schwarm_stream.testing.oracle`).
+Framing of JSON lines: each line becomes ``data: <line>\\n\\n``; Responses and Anthropic lines also get
+``event: <type>\\n`` (the Anthropic SDK skips events without an ``event:`` line); chat bodies get a
+trailing ``data: [DONE]\\n\\n``.  A file may hold several consecutive responses of one multi-step run;
+it is split (chat: a new ``id``; Responses: a new ``response.created``; Anthropic: a new
+``message_start``).
 
-File formats (manifest ``fmt``):
-
-* ``sse``: a raw HTTP body as recorded; used byte for byte as one body.
-* ``jsonl`` (vercel-ai ``*.chunks.txt``): one SSE *data payload* per line, no framing.  Each line becomes
-  ``data: <line>\\n\\n``; Responses and Anthropic lines also get ``event: <type>\\n`` (the Anthropic SDK skips
-  events without an ``event:`` line); chat bodies get a trailing ``data: [DONE]\\n\\n``.  Some files hold
-  several consecutive responses of one multi-step run; they are split (chat: a new ``id``; Responses: a new
-  ``response.created``; Anthropic: a new ``message_start``).
-* ``http-error``: a recorded non-200 reply; not a stream, see :func:`load_http_errors`.
+Stdlib only.  The loader of this project's recorded-stream corpus, built on these functions, lives with
+the project's tests (``tests/support/corpus.py``), not in the installed package.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
-__all__ = [
-    "CORPUS_ENV",
-    "PROTOCOLS",
-    "CorpusStream",
-    "Protocol",
-    "corpus_root",
-    "detect_protocol",
-    "load_corpus",
-    "load_http_errors",
-    "to_sse_body",
-]
-
-CORPUS_ENV = "SCHWARM_STREAM_CORPUS"
-"""Environment variable overriding the corpus root directory."""
+__all__ = ["PROTOCOLS", "Protocol", "detect_protocol", "to_sse_body"]
 
 Protocol = Literal["openai-chat", "openai-responses", "anthropic-messages"]
 PROTOCOLS: tuple[Protocol, ...] = ("openai-chat", "openai-responses", "anthropic-messages")
 
-_MANIFEST = "manifest.json"
 _JSONL_SUFFIX = ".chunks.txt"
 _HTTP_ERROR_SUFFIX = ".http-error.json"
 
@@ -64,126 +46,6 @@ _ANTHROPIC_TYPES = frozenset(
 # of an event payload is the event type, since every payload starts with it.
 _TYPE_RE = re.compile(rb'"type"\s*:\s*"([^"]+)"')
 _LINE_SPLIT_RE = re.compile(rb"\r\n|\r|\n")
-
-
-@dataclass(frozen=True)
-class CorpusStream:
-    """One complete recorded response, as the raw SSE body a server would send."""
-
-    file: str
-    """Path relative to the corpus root (the manifest's ``file``)."""
-    index: int
-    """Which response within the file (0-based); >0 only for multi-response jsonl files."""
-    protocol: Protocol
-    body: bytes = field(repr=False)
-    manifest: dict[str, Any] = field(repr=False, compare=False)
-    """The manifest row of ``file`` (shared by all streams of that file)."""
-
-    @property
-    def id(self) -> str:
-        """Stable test id, ``"<file>#<index>"``."""
-        return f"{self.file}#{self.index}"
-
-
-def _is_corpus(path: Path) -> bool:
-    return (path / _MANIFEST).is_file()
-
-
-def _walk_up(start: Path) -> Iterator[Path]:
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        # "../shared/corpus" of every ancestor == "<ancestor's parent>/shared/corpus"; checking
-        # "<dir>/shared/corpus" for every dir on the way up covers exactly those.
-        yield directory / "shared" / "corpus"
-
-
-def corpus_root(start: Path | None = None) -> Path | None:
-    """Locate the corpus directory (the one holding ``manifest.json``).
-
-    Order: ``$SCHWARM_STREAM_CORPUS`` if set (authoritative: if it does not point at a corpus, ``None``
-    is returned rather than silently falling back to another copy), else the first ``../shared/corpus``
-    found walking up from ``start`` (default: the current directory), else the same walk from this file's
-    location.  Returns ``None`` when no corpus is found.
-    """
-    env = os.environ.get(CORPUS_ENV)
-    if env:
-        path = Path(env).expanduser()
-        return path.resolve() if _is_corpus(path) else None
-    for origin in (start or Path.cwd(), Path(__file__).parent):
-        for candidate in _walk_up(origin):
-            if _is_corpus(candidate):
-                return candidate.resolve()
-    return None
-
-
-def _read_manifest(root: Path) -> list[dict[str, Any]]:
-    with (root / _MANIFEST).open(encoding="utf-8") as fh:
-        rows: list[dict[str, Any]] = json.load(fh)
-    return rows
-
-
-def _require_root(root: Path | None) -> Path:
-    found = root if root is not None else corpus_root()
-    if found is None or not _is_corpus(found):
-        raise FileNotFoundError(
-            f"stream corpus not found (looked for {root or '../shared/corpus'}; set ${CORPUS_ENV} to override)"
-        )
-    return found
-
-
-def load_corpus(root: Path | None = None, *, protocols: Iterable[str] | None = None) -> list[CorpusStream]:
-    """Load every stream of the corpus, in manifest order.
-
-    ``root`` defaults to :func:`corpus_root`; raises ``FileNotFoundError`` when there is no corpus.
-    ``protocols`` restricts the result to those protocols.  ``http-error`` records are excluded (see
-    :func:`load_http_errors`).
-    """
-    base = _require_root(root)
-    wanted = set(protocols) if protocols is not None else None
-    if wanted is not None and not wanted <= set(PROTOCOLS):
-        raise ValueError(f"unknown protocol(s): {sorted(wanted - set(PROTOCOLS))}")
-    streams: list[CorpusStream] = []
-    for row in _read_manifest(base):
-        if row["fmt"] == "http-error" or (wanted is not None and row["protocol"] not in wanted):
-            continue
-        bodies = to_sse_body(base / row["file"], row["protocol"])
-        streams.extend(
-            CorpusStream(file=row["file"], index=i, protocol=row["protocol"], body=body, manifest=row)
-            for i, body in enumerate(bodies)
-        )
-    return streams
-
-
-def load_http_errors(root: Path | None = None) -> list[dict[str, Any]]:
-    """Load the recorded non-200 replies (``fmt == "http-error"``).
-
-    Each item: ``{"file", "protocol", "status", "headers", "body", "manifest"}``.  ``headers`` is a
-    ``dict[str, str]`` with lower-case names (VCR cassettes store list values; they are joined with
-    ``", "``); ``body`` is the decoded JSON body as stored.  The manifest ``note`` says whether the
-    request was ``stream=true``.
-    """
-    base = _require_root(root)
-    out: list[dict[str, Any]] = []
-    for row in _read_manifest(base):
-        if row["fmt"] != "http-error":
-            continue
-        with (base / row["file"]).open(encoding="utf-8") as fh:
-            record = json.load(fh)
-        headers = {
-            str(k).lower(): ", ".join(map(str, v)) if isinstance(v, list) else str(v)
-            for k, v in record.get("headers", {}).items()
-        }
-        out.append(
-            {
-                "file": row["file"],
-                "protocol": row["protocol"],
-                "status": int(record["status"]),
-                "headers": headers,
-                "body": record.get("body"),
-                "manifest": row,
-            }
-        )
-    return out
 
 
 # --------------------------------------------------------------------------- protocol detection
@@ -317,7 +179,7 @@ def to_sse_body(path: Path, protocol: str | None = None, *, json_lines: bool | N
     """
     path = Path(path)
     if path.name.endswith(_HTTP_ERROR_SUFFIX):
-        raise ValueError(f"{path.name} is an HTTP error record, not a stream; use load_http_errors()")
+        raise ValueError(f"{path.name} is an HTTP error record, not a stream")
     raw = path.read_bytes()
     if not (path.name.endswith(_JSONL_SUFFIX) if json_lines is None else json_lines):
         return [raw]

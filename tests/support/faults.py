@@ -27,17 +27,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._errors import StreamError
-from .._events import Chunk, Reset, ToolCallDelta
-from ._wire import anthropic_events, chunk_text, openai_chat_events, responses_events
+from schwarm_stream import Chunk, Reset, StreamError, ToolCallDelta
+from schwarm_stream.testing import anthropic_events, chunk_text, openai_chat_events, responses_events
+
 from .oracle import sdk_result
 
 if TYPE_CHECKING:
-    from .._events import Event
-    from .._message import Message
-    from .._pipeline import Pipeline
-    from .._stream import Stream
-    from ..sources import Source
+    from schwarm_stream import Event, Message, Pipeline, Stream
+    from schwarm_stream.sources import Source
 
 __all__ = [
     "PROTOCOLS",
@@ -133,7 +130,7 @@ def _payload(raw: bytes) -> Any:
 
 def fault_pipeline(*plugins: Any, **sections: Any) -> Pipeline:
     """A pipeline for fault tests: the built-ins, no entry points, ``sections`` as config."""
-    from .._pipeline import Pipeline
+    from schwarm_stream import Pipeline
 
     config: dict[str, Any] = {"plugins": {"autoload": False}, **sections}
     return Pipeline(plugins, config=config)
@@ -232,7 +229,7 @@ async def consume(stream: Stream) -> tuple[Delivered, StreamError | None]:
 
 def sdk_source(protocol: str, client: Any, **kwargs: Any) -> Source:
     """A source for ``protocol`` over the official SDK ``client`` (``AsyncOpenAI`` / ``AsyncAnthropic``)."""
-    from ..sources import anthropic_messages, openai_chat, openai_responses
+    from schwarm_stream.sources import anthropic_messages, openai_chat, openai_responses
 
     hi = [{"role": "user", "content": "hi"}]
     if protocol == "openai-chat":
