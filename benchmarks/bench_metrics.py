@@ -6,18 +6,21 @@ interleaved rounds, side by side in one run:
 
 - ``no_metrics``: the default built-ins with ``metrics`` disabled;
 - ``metrics_api``: the default built-ins, ``metrics`` on the API's no-op
-  default (no SDK configured: what a user who never set up OpenTelemetry pays);
+  default (no SDK configured: what a user who never set up OpenTelemetry pays;
+  the per-chunk hooks run but stamp nothing);
 - ``metrics_sdk``: ``metrics`` bound to an SDK ``MeterProvider`` (in-memory
-  reader) and ``TracerProvider`` (spans exported to memory);
-- ``per_chunk_clock``: ``metrics_sdk`` plus a ``stream_chunk`` hook that only
-  stamps the clock into the stash (what an exact "last chunk" timestamp costs);
-- ``per_chunk_sdk``: ``metrics_sdk`` plus a ``stream_chunk`` hook recording
-  ``gen_ai.client.operation.time_per_output_chunk`` per chunk, as the semantic
-  conventions literally describe it (the design we did not choose).
+  reader) and ``TracerProvider`` (spans exported to memory): what ships. Each
+  output chunk appends a clock reading; ``stream_end`` records one
+  ``time_per_output_chunk`` value per chunk gap;
+- ``metrics_sdk_latest``: the same with ``OTEL_SEMCONV_STABILITY_OPT_IN=
+  gen_ai_latest_experimental`` (the ``gen_ai.client.inference`` instruments);
+- ``record_in_hook``: ``metrics_sdk`` but recording each gap on the SDK
+  histogram inside the chunk hook (the design not chosen: the same number of
+  values, paid between the chunks a consumer waits for).
 
 Reports the median CPU µs per chunk of each (process time, so other load on the
-machine does not count) and the difference to ``no_metrics`` per chunk and per stream.
-Timing is reported, never asserted.
+machine does not count) and the difference to ``no_metrics`` per chunk and per
+stream. Timing is reported, never asserted.
 
     python benchmarks/bench_metrics.py [--quick] [--json]
 
@@ -41,10 +44,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from schwarm_stream import Chunk, Finish, Pipeline, ResponseInfo, StashKey, Usage, hookimpl
-from schwarm_stream.builtins.metrics import CHUNK_GAP_BUCKETS, MetricsPlugin
+from schwarm_stream.builtins.metrics import STATE, TIMES, MetricsPlugin
 from schwarm_stream.sources import Source
 
-VARIANTS = ("no_metrics", "metrics_api", "metrics_sdk", "per_chunk_clock", "per_chunk_sdk")
+VARIANTS = ("no_metrics", "metrics_api", "metrics_sdk", "metrics_sdk_latest", "record_in_hook")
 LAST: StashKey[float] = StashKey()
 
 
@@ -68,43 +71,36 @@ class EventsSource(Source):
             yield ev
 
 
-class ChunkClock:
-    """A per-chunk hook that only stamps the clock (cost of an exact last-chunk time)."""
+class RecordInHook(MetricsPlugin):
+    """Records each chunk gap on the SDK histogram inside the chunk hook (the design not chosen)."""
 
-    @hookimpl
-    def stream_chunk(self, stream: Any, chunk: Any) -> None:
-        stream.stash[LAST] = time.perf_counter()
-
-
-class PerChunkRecorder:
-    """Records the gap since the previous chunk on an SDK histogram, per chunk (the rejected design)."""
-
-    def __init__(self, provider: MeterProvider) -> None:
-        self.hist = provider.get_meter("bench").create_histogram(
-            "gen_ai.client.operation.time_per_output_chunk",
-            unit="s",
-            explicit_bucket_boundaries_advisory=list(CHUNK_GAP_BUCKETS),
-        )
-        self.attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}
+    @hookimpl(tryfirst=True)
+    def stream_start(self, stream: Any) -> None:
+        super().stream_start(stream)
+        stream.stash[STATE].times = None  # nothing left for stream_end to record
+        del stream.stash[TIMES]
 
     @hookimpl
     def stream_chunk(self, stream: Any, chunk: Any) -> None:
         now = time.perf_counter()
         last = stream.stash.get(LAST)
         if last is not None:
-            self.hist.record(now - last, self.attrs)
+            self._tpoc.record(now - last, stream.stash[STATE].attrs)
         stream.stash[LAST] = now
 
 
 def _pipelines(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> dict[str, Pipeline]:
     quiet = {"plugins": {"autoload": False}}
-    sdk = ("metrics", MetricsPlugin(meter_provider=meter_provider, tracer_provider=tracer_provider))
+    mp, tp = meter_provider, tracer_provider
+    sdk = ("metrics", MetricsPlugin(semconv="default", meter_provider=mp, tracer_provider=tp))
+    latest = ("metrics", MetricsPlugin(semconv="latest", meter_provider=mp, tracer_provider=tp))
+    in_hook = ("metrics", RecordInHook(semconv="default", meter_provider=mp, tracer_provider=tp))
     return {
         "no_metrics": Pipeline(config={"plugins": {"autoload": False, "disable": ["metrics"]}}),
         "metrics_api": Pipeline(config=quiet),
         "metrics_sdk": Pipeline([sdk], config=quiet),
-        "per_chunk_clock": Pipeline([sdk, ChunkClock()], config=quiet),
-        "per_chunk_sdk": Pipeline([sdk, PerChunkRecorder(meter_provider)], config=quiet),
+        "metrics_sdk_latest": Pipeline([latest], config=quiet),
+        "record_in_hook": Pipeline([in_hook], config=quiet),
     }
 
 

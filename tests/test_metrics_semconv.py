@@ -274,3 +274,12 @@ async def test_clock_readings_with_an_sdk(otel: Telemetry) -> None:
         await s.collect()
     assert probe.seen == [True, True]
     assert TIMES not in s.stash  # dropped at the end
+
+
+async def test_time_per_output_chunk_can_be_left_out(otel: Telemetry) -> None:
+    probe = SeesTimes()
+    async with otel.pipeline(probe, time_per_output_chunk=False).open(ScriptedSource(["a", "b", "c"])) as s:
+        await s.collect()
+    assert probe.seen == [False, False, False]
+    assert otel.points("gen_ai.client.operation.time_per_output_chunk") == []
+    assert otel.point("gen_ai.client.operation.duration").count == 1  # the rest is recorded

@@ -430,6 +430,9 @@ class MetricsPlugin:
         ``OTEL_SEMCONV_STABILITY_OPT_IN`` now (see :func:`semconv_mode`).
     :param cost: put what the stream cost on its span (needs the optional
         ``genai-prices``; its table is imported on the first stream that ends).
+    :param time_per_output_chunk: record the time-per-output-chunk histogram
+        (one value per chunk gap, each an SDK ``record`` of several µs at the
+        end of the stream); ``False`` leaves it out and stamps no chunk.
     """
 
     def __init__(
@@ -441,6 +444,7 @@ class MetricsPlugin:
         capture_content: str | bool | None = None,
         semconv: SemconvMode | None = None,
         cost: bool = True,
+        time_per_output_chunk: bool = True,
     ) -> None:
         meter = otel_metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self._tracer = otel_trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
@@ -448,6 +452,7 @@ class MetricsPlugin:
         self._capture = None if capture_content is None else capture_mode(capture_content)
         self.semconv: SemconvMode = semconv if semconv is not None else semconv_mode()
         self._cost = cost
+        self._chunk_times = time_per_output_chunk
         self.latest = self.semconv == "latest"
         specs = LATEST_INSTRUMENTS if self.latest else INSTRUMENTS
         self.instruments: dict[str, _Spec] = dict(specs)
@@ -507,7 +512,7 @@ class MetricsPlugin:
         if stream.agent_id:
             span_attrs["gen_ai.agent.id"] = stream.agent_id
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
-        times: list[float] | None = [] if _live(self._tpoc) else None
+        times: list[float] | None = [] if self._chunk_times and _live(self._tpoc) else None
         stream.stash[STATE] = _State(attrs, span, times)
         if times is not None:
             stream.stash[TIMES] = times
