@@ -84,7 +84,28 @@ def _adapt(hook: str, impl: pluggy.HookImpl) -> Impl:
 
 
 class HookTable:
-    """Every hook's implementations, in call order, for one plugin manager state."""
+    """Every hook's implementations, in call order, for one plugin manager state.
+
+    A typed facade: ``table.stream_error`` is the list of ``stream_error``
+    implementations (one attribute per hookspec, so a type checker sees a
+    misspelt hook); ``table["stream_error"]`` is the same list by name.
+    """
+
+    stream_config_schema: list[Impl]
+    stream_configure: list[Impl]
+    stream_start: list[Impl]
+    stream_attempt: list[Impl]
+    stream_receive: list[Impl]
+    stream_transform: list[Impl]
+    stream_flush: list[Impl]
+    stream_event: list[Impl]
+    stream_chunk: list[Impl]
+    stream_tool_call_delta: list[Impl]
+    stream_reset: list[Impl]
+    stream_message: list[Impl]
+    stream_complete: list[Impl]
+    stream_error: list[Impl]
+    stream_end: list[Impl]
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.impls: dict[str, list[Impl]] = {}
@@ -106,12 +127,15 @@ class HookTable:
             self.impls[name] = ordered
         # SCHWARM_STREAM_TRACE_PLUGINS: read once here, so tracing costs nothing when off.
         trace_table(self, _spec_args())
+        for name, impls in self.impls.items():  # after tracing: it may replace the lists
+            setattr(self, name, impls)
 
     def fns(self, name: str) -> list[Callable[..., Any]]:
         """The bare callables of a hook (for hooks whose impls are all sync)."""
         return [i.fn for i in self.impls[name]]
 
     def all_sync(self, name: str) -> bool:
+        """True when no implementation of hook ``name`` is ``async def``."""
         return not any(i.is_async for i in self.impls[name])
 
     def __getitem__(self, name: str) -> list[Impl]:

@@ -26,7 +26,7 @@ it: a stalled stream is noticed after ten minutes, or never. ``[timeouts]``:
 How, without a timer per chunk: one watchdog per stream, a ``loop.call_later``
 callback that runs a few times per timeout period and compares the stream's
 ``events_received`` and content counters with what it saw last time. It only
-fires while the core is waiting for the provider (``stream.reading``): a slow
+fires while the core is waiting for the provider (``stream.waiting == "provider"``): a slow
 consumer or a paused stream is not the provider's fault. When it fires it
 calls ``stream.abort(StreamTimeout(...))``, which interrupts the pending read
 at once and goes through ``stream_error`` like any failure. A timeout is
@@ -143,7 +143,7 @@ class Watchdog:
         if not self._flowing and s.chunks + s.tool_call_deltas > self._content0:
             # Content was delivered (possibly later than received, by a buffering transformer).
             self._flowing = True
-        if events != self._events or not s.reading:
+        if events != self._events or s.waiting != "provider":
             # Progress, or we are not waiting for the provider (consumer busy, paused, backoff).
             self._events = events
             self._last_change = max(now, self._last_change)
