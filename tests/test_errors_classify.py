@@ -156,7 +156,7 @@ def test_error_tree() -> None:
 
 def _fake(module: str, name: str, **attrs: Any) -> BaseException:
     """An exception whose type looks like ``module.name`` (the table matches by module and name)."""
-    cls = type(name, (Exception,), {"__module__": module})
+    cls: type[Exception] = type(name, (Exception,), {"__module__": module})
     exc = cls("boom")
     for key, value in attrs.items():
         setattr(exc, key, value)

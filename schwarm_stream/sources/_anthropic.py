@@ -19,18 +19,20 @@ Normalization (see research/sdk-streaming.md §2.2):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._classify import in_band_error
 from .._errors import ProtocolError, StreamIncomplete
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
-from ._base import Source, require, without_retries
-from ._http import sse_events
-from ._openai_chat import aclose, decode_object, drain
+from ._base import require
+from ._protocol import ProtocolSource, aclose, ask_to_continue, decode_object, drain
 from ._surrogates import Surrogates
+from ._transport import Call, SdkTransport, Transport
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .._message import Message
     from .._stream import Attempt, Stream
 
@@ -171,38 +173,45 @@ def _is_stop(ev: Any) -> bool:
         payload = decode_object(ev.data, ev.offset, "anthropic")
     except ProtocolError:  # cut inside the payload
         return False
-    return payload.get("type", ev.event) == "message_stop"
+    return bool(payload.get("type", ev.event) == "message_stop")
 
 
-class AnthropicMessagesSource(Source):
-    """``client.messages.create(stream=True, ...)`` through the official SDK client (``max_retries=0``)."""
+class AnthropicMessagesSource(ProtocolSource):
+    """``messages.create(stream=True, ...)`` over a transport (the official SDK client by
+    default, ``max_retries=0``; :func:`~schwarm_stream.sources.native_anthropic` gives it
+    native httpx)."""
 
     provider = "anthropic"
+    factory = "anthropic_messages"
+    required = ("model", "messages", "max_tokens")
 
-    def __init__(self, client: Any, *, max_event_bytes: int | None = None, **create_kwargs: Any) -> None:
-        require("anthropic", "anthropic")
-        for key in ("model", "messages", "max_tokens"):
-            if key not in create_kwargs:
-                raise TypeError(f"anthropic_messages() needs {key}=...")
-        self.client = without_retries(client)
-        self.kwargs = {**create_kwargs, "stream": True}
-        self.model = create_kwargs["model"]
-        self.max_event_bytes = max_event_bytes
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        max_event_bytes: int | None = None,
+        provider: str | None = None,
+        transport: Transport | None = None,
+        **create_kwargs: Any,
+    ) -> None:
+        if transport is None:
+            require("anthropic", "anthropic")
+        self.check_request(create_kwargs)
+        super().__init__(
+            transport or SdkTransport(client),
+            create_kwargs,
+            provider=provider,
+            max_event_bytes=max_event_bytes,
+        )
 
     def open(self, stream: Stream, attempt: Attempt) -> AsyncIterator[Event]:
-        limit = self.max_event_bytes or stream.config.limits.max_event_bytes
-        raw = self.client.messages.with_streaming_response.create
-        sse = sse_events(lambda: raw(**self.kwargs), provider=self.provider, max_event_bytes=limit)
-        return anthropic_events(sse, provider=self.provider)
+        return anthropic_events(self.sse(stream, Call("messages", self.kwargs)), provider=self.provider)
 
-    def with_messages(self, messages: list[Mapping[str, Any]]) -> AnthropicMessagesSource:
+    def with_messages(self, messages: Sequence[Mapping[str, Any]]) -> Self:
         """The same request with another conversation."""
-        clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        clone.kwargs = {**self.kwargs, "messages": list(messages)}
-        return clone
+        return self.with_body(messages=list(messages))
 
-    def continuation(self, partial: Message) -> AnthropicMessagesSource | None:
+    def continuation(self, partial: Message) -> Self | None:
         # Anthropic documents recovery from the last complete text block; tool use
         # and thinking blocks cannot be partially recovered.
         if partial.tool_calls or partial.reasoning or not partial.text:
@@ -210,15 +219,7 @@ class AnthropicMessagesSource(Source):
         if prefill_allowed(self.model):
             turn = {"role": "assistant", "content": partial.text.rstrip()}
             return self.with_messages([*self.kwargs["messages"], turn])
-        from ._openai_chat import CONTINUE_PROMPT
-
-        return self.with_messages(
-            [
-                *self.kwargs["messages"],
-                {"role": "assistant", "content": partial.text},
-                {"role": "user", "content": CONTINUE_PROMPT},
-            ]
-        )
+        return self.with_messages(ask_to_continue(self.kwargs["messages"], partial))
 
 
 def prefill_allowed(model: str | None) -> bool:

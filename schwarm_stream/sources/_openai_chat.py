@@ -18,23 +18,24 @@ Normalization rules (see research/sdk-streaming.md §1.2):
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._classify import in_band_error
-from .._errors import ProtocolError, StreamIncomplete, StreamTimeout, TransportError
+from .._errors import StreamIncomplete, StreamTimeout, TransportError
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
-from ._base import Source, require, without_retries
-from ._http import sse_events
+from ._base import require
+from ._protocol import CONTINUE_PROMPT, ProtocolSource, aclose, ask_to_continue, decode_object, drain
 from ._surrogates import Surrogates
+from ._transport import Call, SdkTransport, Transport
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .._message import Message
     from .._stream import Attempt, Stream
 
-__all__ = ["ChatNormalizer", "OpenAIChatSource", "openai_chat"]
+__all__ = ["CONTINUE_PROMPT", "ChatNormalizer", "OpenAIChatSource", "chat_events", "openai_chat"]
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 #: The Extra kind (and Message flag) for a chat stream whose usage chunk was lost after the last finish_reason.
@@ -187,69 +188,6 @@ def _content_parts(parts: Any, ci: int, raw: Any) -> list[Event]:
     return out
 
 
-async def aclose(it: Any) -> None:
-    """Close an async iterator that has ``aclose`` (a generator); plain iterators need nothing."""
-    close = getattr(it, "aclose", None)
-    if close is not None:
-        await close()
-
-
-async def drain(sse: AsyncIterator[Any], *, seconds: float = 0.5, max_events: int = 16) -> None:
-    """After the protocol's terminator: read what is left, briefly and boundedly.
-
-    Normally that is only the end of the HTTP body; reading it lets the client put
-    the connection back in its pool instead of closing it, so the next request
-    skips a TCP and TLS handshake. Anything longer or slower is dropped with the
-    connection (the caller closes ``sse`` afterwards either way).
-    """
-
-    async def rest() -> None:
-        n = 0
-        async for _ in sse:
-            n += 1
-            if n >= max_events:
-                return
-
-    try:
-        await asyncio.wait_for(rest(), seconds)
-    except Exception:  # best effort: a broken or slow tail costs only the connection
-        pass
-
-
-def decode_object(data: str, offset: int, provider: str) -> dict[str, Any]:
-    """Decode one SSE ``data`` field that must hold a JSON object."""
-    payload = decode_json(data, offset, provider)
-    if not isinstance(payload, dict):
-        raise ProtocolError(
-            f"{provider}: SSE data at byte {offset} is not a JSON object: {data[:80]!r}",
-            offset=offset,
-            provider=provider,
-        )
-    return payload
-
-
-try:  # orjson (extra "fast") parses chunk-sized payloads ~3x faster than json
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - exercised only without the extra
-    _fast_loads = json.loads
-
-
-def decode_json(data: str, offset: int, provider: str) -> Any:
-    try:
-        return _fast_loads(data)
-    except ValueError:
-        pass  # orjson is stricter (NaN, >64-bit integers, lone surrogates): json decides and reports
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(
-            f"{provider}: invalid JSON in SSE data at byte {offset} (character {exc.pos} of the event): "
-            f"{exc.msg}: {data[:80]!r}",
-            offset=offset,
-            provider=provider,
-        ) from exc
-
-
 async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> AsyncIterator[Event]:
     """Normalized events from Chat Completions SSE events; raises StreamIncomplete without a terminator."""
     norm = ChatNormalizer(provider)
@@ -284,67 +222,55 @@ async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> A
         yield out
 
 
-class OpenAIChatSource(Source):
-    """``client.chat.completions.create(stream=True, ...)`` through the official SDK client.
+class OpenAIChatSource(ProtocolSource):
+    """``chat.completions.create(stream=True, ...)`` over a transport.
 
-    ``client`` is an ``openai.AsyncOpenAI`` (or sync ``OpenAI``, read in a worker
-    thread); its own retries are switched off (``max_retries=0``): retry is ours.
+    Through the official SDK client by default: ``client`` is an ``openai.AsyncOpenAI``
+    (or sync ``OpenAI``, read in a worker thread), its own retries switched off
+    (``max_retries=0``): retry is ours. :func:`~schwarm_stream.sources.native_openai_chat`
+    gives it an :class:`~schwarm_stream.sources._transport.HttpxTransport` instead.
     """
 
     provider = "openai"
+    factory = "openai_chat"
+    required = ("model", "messages")
 
     def __init__(
         self,
-        client: Any,
+        client: Any = None,
         *,
         include_usage: bool = True,
-        provider: str = "openai",
+        provider: str | None = "openai",
         max_event_bytes: int | None = None,
+        transport: Transport | None = None,
         **create_kwargs: Any,
     ) -> None:
-        require("openai", "openai")
-        if "model" not in create_kwargs or "messages" not in create_kwargs:
-            raise TypeError("openai_chat() needs model=... and messages=...")
-        self.client = without_retries(client)
-        self.kwargs = dict(create_kwargs)
-        self.kwargs["stream"] = True
+        if transport is None:
+            require("openai", "openai")
+        self.check_request(create_kwargs)
+        super().__init__(
+            transport or SdkTransport(client),
+            create_kwargs,
+            provider=provider,
+            max_event_bytes=max_event_bytes,
+        )
         if include_usage and "stream_options" not in self.kwargs:
             self.kwargs["stream_options"] = {"include_usage": True}
-        self.model = create_kwargs["model"]
-        self.provider = provider
-        self.max_event_bytes = max_event_bytes
 
     def open(self, stream: Stream, attempt: Attempt) -> AsyncIterator[Event]:
-        limit = self.max_event_bytes or stream.config.limits.max_event_bytes
-        raw = self.client.chat.completions.with_streaming_response.create
-        sse = sse_events(lambda: raw(**self.kwargs), provider=self.provider, max_event_bytes=limit)
-        return chat_events(sse, provider=self.provider)
+        return chat_events(self.sse(stream, Call("chat.completions", self.kwargs)), provider=self.provider)
 
-    def with_messages(self, messages: Sequence[Mapping[str, Any]]) -> OpenAIChatSource:
+    def with_messages(self, messages: Sequence[Mapping[str, Any]]) -> Self:
         """The same request with another conversation (for continuation and agent loops)."""
-        clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        clone.kwargs = {**self.kwargs, "messages": list(messages)}
-        return clone
+        return self.with_body(messages=list(messages))
 
-    def continuation(self, partial: Message) -> OpenAIChatSource | None:
+    def continuation(self, partial: Message) -> Self | None:
         # Chat Completions has no assistant prefill: send the partial answer as an
         # assistant turn and ask, as the user, to go on. Never with tool calls or
         # reasoning in flight (they cannot be partially recovered).
         if partial.tool_calls or not partial.text:
             return None
-        messages = [
-            *self.kwargs["messages"],
-            {"role": "assistant", "content": partial.text},
-            {"role": "user", "content": CONTINUE_PROMPT},
-        ]
-        return self.with_messages(messages)
-
-
-CONTINUE_PROMPT = (
-    "Your previous answer was cut off. Continue exactly where it stopped, without repeating anything "
-    "and without any preamble."
-)
+        return self.with_messages(ask_to_continue(self.kwargs["messages"], partial))
 
 
 def openai_chat(client: Any, **create_kwargs: Any) -> OpenAIChatSource:

@@ -26,12 +26,14 @@ from .._classify import in_band_error
 from .._errors import ProtocolError, StreamIncomplete
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from .._stash import StashKey
-from ._base import Source, require, without_retries
-from ._http import sse_events
-from ._openai_chat import aclose, decode_object, drain
+from ._base import require
+from ._protocol import ProtocolSource, aclose, decode_object, drain
 from ._surrogates import Surrogates
+from ._transport import Call, SdkTransport, Transport
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .._stream import Attempt, Stream
 
 __all__ = ["OpenAIResponsesSource", "ResponsesNormalizer", "openai_responses"]
@@ -173,52 +175,57 @@ def _is_terminal(ev: Any) -> bool:
     return payload.get("type") in _TERMINAL
 
 
-class OpenAIResponsesSource(Source):
-    """``client.responses.create(stream=True, ...)`` through the official SDK client (``max_retries=0``)."""
+class OpenAIResponsesSource(ProtocolSource):
+    """``responses.create(stream=True, ...)`` over a transport (the official SDK client by
+    default, ``max_retries=0``; :func:`~schwarm_stream.sources.native_openai_responses`
+    gives it native httpx); background responses resume exactly."""
 
     provider = "openai"
     operation = "chat"
+    factory = "openai_responses"
 
     def __init__(
         self,
-        client: Any,
+        client: Any = None,
         *,
         max_event_bytes: int | None = None,
         _resume: tuple[str, int] | None = None,
+        provider: str | None = None,
+        transport: Transport | None = None,
         **create_kwargs: Any,
     ) -> None:
-        require("openai", "openai")
-        self.client = without_retries(client)
-        self.kwargs = {**create_kwargs, "stream": True}
-        self.model = create_kwargs.get("model")
-        self.max_event_bytes = max_event_bytes
+        if transport is None:
+            require("openai", "openai")
+        self.check_request(create_kwargs)
+        super().__init__(
+            transport or SdkTransport(client),
+            create_kwargs,
+            provider=provider,
+            max_event_bytes=max_event_bytes,
+        )
         self._resume = _resume
 
     def open(self, stream: Stream, attempt: Attempt) -> AsyncIterator[Event]:
-        limit = self.max_event_bytes or stream.config.limits.max_event_bytes
         if self._resume is None:
             norm = ResponsesNormalizer()
-            raw = self.client.responses.with_streaming_response.create
-            opener = lambda: raw(**self.kwargs)  # noqa: E731
+            call = Call("responses", self.kwargs)
         else:
-            response_id, after = self._resume
             prior = stream.stash.get(RESUME_KEY)
-            norm = ResponsesNormalizer(starting_after=after, info_sent=prior is not None and prior.info_sent)
-            retrieve = self.client.responses.with_streaming_response.retrieve
-            opener = lambda: retrieve(response_id, stream=True, starting_after=after)  # noqa: E731
+            norm = ResponsesNormalizer(
+                starting_after=self._resume[1], info_sent=prior is not None and prior.info_sent
+            )
+            call = Call("responses.retrieve", {}, self._resume)
         stream.stash[RESUME_KEY] = norm
-        sse = sse_events(opener, provider=self.provider, max_event_bytes=limit)
-        return responses_events(sse, norm, provider=self.provider)
+        return responses_events(self.sse(stream, call), norm, provider=self.provider)
 
-    def resumption(self, stream: Stream) -> OpenAIResponsesSource | None:
+    def resumption(self, stream: Stream) -> Self | None:
         """Resume after the last received ``sequence_number`` (background responses only)."""
         norm = stream.stash.get(RESUME_KEY)
         if norm is None or norm.response_id is None or norm.last_sequence is None:
             return None
         if not self.kwargs.get("background") and self._resume is None:
             return None  # only background responses can be re-streamed
-        clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
+        clone = self.clone()
         clone._resume = (norm.response_id, norm.last_sequence)
         return clone
 

@@ -13,7 +13,7 @@ ends without its blank line, marked :attr:`SSE.unterminated`.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import NamedTuple
 
 from .._errors import LimitExceeded, ProtocolError
@@ -95,7 +95,7 @@ async def iter_sse(
     provider: str | None = None,
     max_event_bytes: int = 16 << 20,
     unterminated: bool = False,
-) -> AsyncIterator[SSE]:
+) -> AsyncGenerator[SSE, None]:
     """Decode an async iterator of body bytes into SSE events (empty-data events skipped).
 
     With ``unterminated=True`` (what the sources pass) the last event of a body

@@ -104,16 +104,16 @@ class Surrogates:
                 ev.arguments = s  # type: ignore[union-attr]
             res.append(ev)
             if n:
-                res.append(Extra(REPLACED, key[1], n, 0, ev.raw))  # type: ignore[union-attr]
+                res.append(Extra(REPLACED, key[1], n, 0, ev.raw))
         return res
 
     def _flush(self, key: tuple[Any, int, int], res: list[Event]) -> None:
         ev, _ = self.held.pop(key)
         if type(ev) is Chunk:
-            res.append(Chunk("\ufffd", ev.kind, ev.index, ev.choice, 0, ev.raw))  # type: ignore[union-attr]
+            res.append(Chunk("\ufffd", ev.kind, ev.index, ev.choice, 0, ev.raw))
         else:
             res.append(ToolCallDelta(ev.index, None, None, "\ufffd", ev.choice, 0, ev.raw))  # type: ignore[union-attr]
-        res.append(Extra(REPLACED, key[1], 1, 0, ev.raw))  # type: ignore[union-attr]
+        res.append(Extra(REPLACED, key[1], 1, 0, ev.raw))
 
     def end(self) -> list[Event]:
         """At the protocol's terminator: every half still held, as U+FFFD (counted)."""
