@@ -6,11 +6,13 @@ Run it (after ``pip install -e '.[all,web]' -e plugins/schwarm-stream-starlette`
 
 The "model" is the offline provider (``schwarm_stream.testing.server.OfflineProvider``) behind a loopback
 ``ProviderServer``, called through the official OpenAI SDK via ``schwarm_stream.sources.openai_chat``. The
-agent loop below answers in two streams: the model first asks for the ``get_weather`` tool, the loop runs it,
-then the model quotes the result. Both streams write into one channel; the page follows it with
-``EventSource`` and, when the connection drops, the browser reconnects with ``Last-Event-ID`` and the server
-replays exactly what it missed from its ring buffer (``--drop-after N`` cuts every first connection after N
-events, to see that happen).
+agent loop (``schwarm_stream.agent_loop``) answers in two streams: the model first asks for the
+``get_weather`` tool, the loop runs it, then the model quotes the result. Both streams and the tool result
+(relayed by ``hub.sink.relay``) write into one channel; the page follows it with ``EventSource`` and, when
+the connection drops, the browser reconnects with ``Last-Event-ID`` and the server replays exactly what it
+missed from its ring buffer (``--drop-after N`` cuts every first connection after N events, to see that
+happen). The page keeps its channel ids in ``sessionStorage``: a reload replays the answers and goes on
+following the one still streaming.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 import schwarm_stream
+from schwarm_stream.compose import TurnEnd, agent_loop
 from schwarm_stream.sources import openai_chat
 
 HERE = Path(__file__).parent
@@ -63,17 +66,12 @@ def create_app(openai_base_url: str, *, drop_after: int | None = None, retry_ms:
 
     async def agent(channel: Channel, prompt: str) -> None:
         messages: list[Any] = [{"role": "user", "content": prompt}]
-        for _turn in range(3):  # at most three model turns
-            source = openai_chat(client, model="offline", messages=messages, tools=[WEATHER_TOOL])
-            async with pipeline.open(source, metadata=channel.metadata) as stream:
-                message = await stream.collect()
-            answers.setdefault(channel.id, []).append(message.text)
-            if not message.tool_calls:
-                return
-            messages.append(message.to_openai())
-            for call in message.tool_calls:
-                result = get_weather(**(call.parsed or {}))
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        source = openai_chat(client, model="offline", messages=messages, tools=[WEATHER_TOOL])
+        loop = agent_loop(source, {"get_weather": get_weather}, max_turns=3, pipeline=pipeline)
+        # The loop's streams reach the channel through the sink's hooks; relay() adds its tool results.
+        async for event in hub.sink.relay(loop, channel.id):
+            if isinstance(event, TurnEnd):
+                answers.setdefault(channel.id, []).append(event.message.text)
 
     async def index(request: Request) -> Response:
         return FileResponse(HERE / "index.html", headers={"Cache-Control": "no-store"})
@@ -90,7 +88,8 @@ def create_app(openai_base_url: str, *, drop_after: int | None = None, retry_ms:
         last = request.headers.get("last-event-id")
         connections.append(last)
         cut = drop_after if (drop_after and not last) else None
-        return hub.sse(request, request.path_params["id"], max_events=cut)
+        response: Response = hub.sse(request, request.path_params["id"], max_events=cut)
+        return response
 
     async def stats(request: Request) -> Response:
         return JSONResponse({"connections": connections})
