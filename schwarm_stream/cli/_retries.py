@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import Attempt, Stream, hookimpl
+import click
 
-__all__ = ["RetryReporter", "describe"]
+from .. import Attempt, Stream, hookimpl
+from ._render import Renderer
+
+__all__ = ["RetryReporter", "describe", "on_stderr"]
 
 
 def _limit(stream: Stream, strategy: str | None) -> int | None:
@@ -49,3 +52,13 @@ class RetryReporter:
         line = describe(stream, attempt)
         if line is not None:
             self._write(line)
+
+
+def on_stderr(r: Renderer) -> RetryReporter:
+    """A reporter writing to stderr, in yellow on a terminal, below what ``r`` drew on stdout."""
+
+    def show(line: str) -> None:
+        r.end_line()  # the status line (and a cut text line) first, so the note starts a row of its own
+        click.echo(click.style(line, fg="yellow"), err=True)
+
+    return RetryReporter(show)

@@ -11,6 +11,7 @@ import click
 from .. import Chunk, Message, Pipeline, Reset, StreamError, ToolCallDelta
 from ._common import EXIT_OK, EXIT_STREAM, dumps, error, fail, plural, render_event, result_dict
 from ._render import Renderer, wants_color
+from ._retries import on_stderr
 
 WEATHER_TOOL_SCHEMA = {
     "type": "object",
@@ -110,11 +111,11 @@ async def _demo(
 
     color = wants_color(out)
     r = Renderer(out, color=color and not as_json, live=color and not as_json)
+    pipeline = Pipeline()
+    pipeline.register(on_stderr(r), name="schwarm-stream-cli.retries")  # as `run`: each retry, live
     async with ProviderServer(OfflineProvider(chunk_delay=chunk_delay)) as server:
         source = _demo_source(provider, server, prompt)
-        loop = agent_loop(
-            source, tools={"get_weather": get_weather}, max_turns=max_turns, pipeline=Pipeline()
-        )
+        loop = agent_loop(source, tools={"get_weather": get_weather}, max_turns=max_turns, pipeline=pipeline)
         if not as_json:
             sdk = "Anthropic" if provider == "anthropic" else "OpenAI"
             r.line(f"schwarm-stream demo · offline provider at {server.url} · {sdk} SDK", dim=True)

@@ -24,7 +24,7 @@ from ._common import (
 )
 from ._env import api_key, load_pipeline
 from ._render import Renderer, format_stats, wants_color
-from ._retries import RetryReporter
+from ._retries import on_stderr
 from ._sources import provider_source
 
 
@@ -87,13 +87,8 @@ async def _run(
 ) -> int:
     color = wants_color(out)
     r = Renderer(out, color=color and not as_json, live=color and not as_json)
-
-    def show_retry(line: str) -> None:
-        r.end_line()  # the status line (and a cut text line) first, so the note starts a row of its own
-        click.echo(click.style(line, fg="yellow"), err=True)
-
     # Each retry on stderr as it starts: a dead URL is four visible attempts, not seconds of silence.
-    pipeline.register(RetryReporter(show_retry), name="schwarm-stream-cli.retries")
+    pipeline.register(on_stderr(r), name="schwarm-stream-cli.retries")
     err: StreamError | None = None
     stream = pipeline.open(source)
     try:
