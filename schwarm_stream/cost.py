@@ -24,7 +24,10 @@ whose ``total`` is ``None`` and whose ``reason`` says why::
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
@@ -32,7 +35,15 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from ._message import Message, TokenUsage
 
-__all__ = ["PRICES_PACKAGE", "Cost", "cost_of", "price_usage", "prices_available"]
+__all__ = [
+    "PRICES_PACKAGE",
+    "Cost",
+    "cost_of",
+    "load_prices_in_background",
+    "price_usage",
+    "prices_available",
+    "prices_loaded",
+]
 
 log = logging.getLogger("schwarm_stream")
 
@@ -54,6 +65,7 @@ _PROVIDER_IDS: Final[dict[str, str]] = {
 
 _MISSING: Final = object()
 _lib: Any = None  # the imported genai_prices module, _MISSING when it is not installed
+_loading: threading.Thread | None = None
 
 
 def _prices() -> Any:
@@ -72,6 +84,30 @@ def _prices() -> Any:
 def prices_available() -> bool:
     """Whether the price table (``genai-prices``) is installed (imports it on the first call)."""
     return _prices() is not None
+
+
+def prices_loaded() -> bool:
+    """Whether a cost can be computed now without importing the table (or knowing it is not installed)."""
+    if _lib is None and _loading is None and "genai_prices" in sys.modules:
+        _prices()  # someone imported it already: taking it costs nothing
+    return _lib is not None
+
+
+def load_prices_in_background() -> None:
+    """Start importing the price table on a daemon thread (once), if it is installed.
+
+    The table is a large module (seconds to import on a busy machine): the
+    metrics built-in starts this when the first traced stream starts, so no
+    stream end waits for it. Until it is loaded :func:`prices_loaded` is false.
+    """
+    global _loading, _lib
+    if _lib is not None or _loading is not None:
+        return
+    if importlib.util.find_spec("genai_prices") is None:
+        _lib = _MISSING
+        return
+    _loading = threading.Thread(target=_prices, name="schwarm_stream-prices", daemon=True)
+    _loading.start()
 
 
 @dataclass(frozen=True, slots=True)

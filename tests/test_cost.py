@@ -266,3 +266,41 @@ async def test_span_cost_from_a_scripted_openai_usage_and_off_switch() -> None:
             assert a["schwarm_stream.cost.usd"] == pytest.approx(float(expected))
         else:
             assert "schwarm_stream.cost.usd" not in a and "schwarm_stream.cost.unknown" not in a
+
+
+async def test_span_before_the_table_is_loaded_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_module, "prices_loaded", lambda: False)
+    usage = Usage(input_tokens=44, output_tokens=16)
+    for setting, says_loading in ((None, True), (True, False)):
+        otel = Telemetry()
+        source = ScriptedSource(["a", usage], provider="openai", model="gpt-4o-2024-08-06")
+        async with otel.pipeline(cost=setting).open(source) as s:
+            await s.collect()
+        a = otel.stream_span().attributes or {}
+        if says_loading:  # the default never makes a stream end wait for the import
+            assert a["schwarm_stream.cost.unknown"] == "the price table is still loading"
+            assert "schwarm_stream.cost.usd" not in a
+        else:  # cost=True computes it, importing the table if need be
+            assert a["schwarm_stream.cost.usd"] == pytest.approx(float(s.message.cost.total or 0))
+
+
+def test_background_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_module, "_lib", None)
+    monkeypatch.setattr(cost_module, "_loading", None)
+    monkeypatch.delitem(sys.modules, "genai_prices")  # as in a fresh process (re-imported below)
+    cost_module.load_prices_in_background()
+    thread = cost_module._loading
+    assert thread is not None
+    thread.join(timeout=120)
+    assert cost_module.prices_loaded() and cost_module.prices_available()
+    cost_module.load_prices_in_background()
+    assert cost_module._loading is thread  # once
+
+
+def test_background_load_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_module, "_lib", None)
+    monkeypatch.setattr(cost_module, "_loading", None)
+    monkeypatch.setattr(cost_module.importlib.util, "find_spec", lambda name: None)
+    cost_module.load_prices_in_background()
+    assert cost_module._loading is None and cost_module.prices_loaded()
+    assert "not installed" in (price_usage(SOME, "gpt-4o", "openai").reason or "")

@@ -428,8 +428,12 @@ class MetricsPlugin:
         ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` once per stream.
     :param semconv: ``"default"`` or ``"latest"``; ``None`` reads
         ``OTEL_SEMCONV_STABILITY_OPT_IN`` now (see :func:`semconv_mode`).
-    :param cost: put what the stream cost on its span (needs the optional
-        ``genai-prices``; its table is imported on the first stream that ends).
+    :param cost: put what the stream cost on the span (needs the optional
+        ``genai-prices``). ``None`` (the default): from the first traced stream
+        on, the table loads on a background thread, and spans that end before
+        it is loaded say ``schwarm_stream.cost.unknown`` = "the price table is
+        still loading"; ``True``: every span, importing the table at the first
+        end if need be (seconds, once); ``False``: never.
     :param time_per_output_chunk: record the time-per-output-chunk histogram
         (one value per chunk gap, each an SDK ``record`` of several µs at the
         end of the stream); ``False`` leaves it out and stamps no chunk.
@@ -443,7 +447,7 @@ class MetricsPlugin:
         logger_provider: Any = None,
         capture_content: str | bool | None = None,
         semconv: SemconvMode | None = None,
-        cost: bool = True,
+        cost: bool | None = None,
         time_per_output_chunk: bool = True,
     ) -> None:
         meter = otel_metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
@@ -512,6 +516,10 @@ class MetricsPlugin:
         if stream.agent_id:
             span_attrs["gen_ai.agent.id"] = stream.agent_id
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+        if self._cost is None and span.is_recording():
+            from .. import cost as cost_module
+
+            cost_module.load_prices_in_background()  # once; a no-op after the first call
         times: list[float] | None = [] if self._chunk_times and _live(self._tpoc) else None
         stream.stash[STATE] = _State(attrs, span, times)
         if times is not None:
@@ -725,14 +733,17 @@ class MetricsPlugin:
             a["schwarm_stream.time_per_output_chunk"] = tpoc
         if stream.recovery:
             a["schwarm_stream.recovery"] = stream.recovery
-        if self._cost:
-            from ..cost import cost_of
+        if self._cost is not False:
+            from .. import cost as cost_module
 
-            cost = cost_of(message)
-            if cost.total is not None:
-                a[COST] = float(cost.total)
+            if self._cost is None and not cost_module.prices_loaded():
+                a[COST_UNKNOWN] = "the price table is still loading"
             else:
-                a[COST_UNKNOWN] = cost.reason or "unknown"
+                cost = cost_module.cost_of(message)
+                if cost.total is not None:
+                    a[COST] = float(cost.total)
+                else:
+                    a[COST_UNKNOWN] = cost.reason or "unknown"
         span.set_attributes(a)
 
     def _capture_content(self, mode: str, span: Span, message: Message, attrs: dict[str, Any]) -> None:
