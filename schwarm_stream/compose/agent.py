@@ -2,7 +2,7 @@
 
 ::
 
-    from schwarm_stream.agent import agent_loop, TurnStart, ToolResult
+    from schwarm_stream.compose.agent import agent_loop, TurnStart, ToolResult
 
     loop = agent_loop(openai_chat(client, model=..., messages=msgs, tools=schemas),
                       tools={"get_weather": get_weather})
