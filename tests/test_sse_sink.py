@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 import openai
 import pytest
@@ -14,17 +14,23 @@ from hypothesis import strategies as st
 from sse_starlette import ServerSentEvent
 
 import schwarm_stream
+from schwarm_stream import Message, StreamError, ToolCall
 from schwarm_stream.sinks import (
     InvalidLastEventId,
+    JSONFormatter,
     ResumeGone,
     SSESink,
     UnknownChannel,
+    VercelFormatter,
     encode_sse,
     parse_last_event_id,
+    vercel_finish_reason,
 )
 from schwarm_stream.sources import from_iterator, openai_chat
+from schwarm_stream.testing import Fail, scripted
 from schwarm_stream.testing.server import OfflineProvider, ProviderServer
 
+NO_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
 FORGERY = 'lo\n\nevent: tool_call\ndata: {"cmd": "rm -rf /"}\nid: 999\n\n'
 WEATHER: Any = {
     "type": "function",
@@ -105,10 +111,10 @@ def test_comment_lines_cannot_carry_fields() -> None:
 
 @given(
     data=st.text(
-        alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=40
+        alphabet=st.characters(blacklist_characters="\0", blacklist_categories=NO_SURROGATES), max_size=40
     ),
     event=st.text(
-        alphabet=st.characters(blacklist_characters="\0\r\n", blacklist_categories=("Cs",)),
+        alphabet=st.characters(blacklist_characters="\0\r\n", blacklist_categories=NO_SURROGATES),
         min_size=1,
         max_size=10,
     ),
@@ -308,3 +314,95 @@ async def produce_one(sink: SSESink) -> schwarm_stream.Stream:
     async with schwarm_stream.Pipeline([sink]).open(from_iterator(["x"])) as stream:
         await stream.collect()
     return stream
+
+
+# -- every event through the channel's formatter: tool results, a producer's failure -------------
+
+
+async def test_json_tool_results_and_producer_error_are_formatter_events() -> None:
+    sink = SSESink(heartbeat=None)
+    log = sink.channel("agent")
+    sink.send_tool_result("agent", "call_1", name="get_weather", output={"temp": 21})
+    sink.send_tool_result("agent", "call_2", name="get_weather", error="tool 'get_weather' raised KeyError")
+    sink.close_channel("agent", error=RuntimeError("secret detail"))
+    sink.send_tool_result("agent", "call_3", output="late")  # a closed channel takes nothing more
+    events = parse("".join([f async for f in sink.frames(log.id)]))
+    assert [(e.event, json.loads(e.data)) for e in events] == [
+        ("tool_result", {"id": "call_1", "name": "get_weather", "output": {"temp": 21}, "error": None}),
+        (
+            "tool_result",
+            {
+                "id": "call_2",
+                "name": "get_weather",
+                "output": None,
+                "error": "tool 'get_weather' raised KeyError",
+            },
+        ),
+        ("producer_error", {"type": "RuntimeError", "message": None}),
+        ("done", {}),
+    ]
+
+
+async def test_a_formatter_without_failure_still_gets_the_json_producer_error() -> None:
+    class Legacy(JSONFormatter):  # written against the formatter protocol before failure() existed
+        failure = None  # type: ignore[assignment]
+
+    sink = SSESink(format=Legacy, heartbeat=None)  # type: ignore[arg-type]
+    log = sink.channel()
+    sink.close_channel(log.id, error=ValueError("x"))
+    events = parse("".join([f async for f in sink.frames(log.id)]))
+    assert [e.event for e in events] == ["producer_error", "done"]
+
+
+async def test_vercel_failure_after_a_failed_stream_is_not_sent_twice() -> None:
+    sink = SSESink(format="vercel", heartbeat=None, auto_channels=False)
+    log = sink.channel("c")
+    source = scripted(["Hel", Fail(StreamError("boom", retryable=False))])
+    with pytest.raises(StreamError) as failed:
+        async with schwarm_stream.Pipeline([sink]).open(source, metadata={"sse_channel": "c"}) as stream:
+            await stream.collect()
+    sink.close_channel("c", error=failed.value)
+    parts = [e.data for e in parse("".join([f async for f in sink.frames(log.id)]))]
+    kinds = [json.loads(p)["type"] for p in parts[:-1]]
+    assert kinds == ["start", "start-step", "text-start", "text-delta", "text-end", "error"]
+    assert parts[-1] == "[DONE]"
+
+
+def test_vercel_failure_of_a_producer_without_streams() -> None:
+    f = VercelFormatter()
+    assert [json.loads(i.data) for i in f.failure(RuntimeError("x"), expose_errors=True)] == [
+        {"type": "error", "errorText": "x"}
+    ]
+    assert [i.data for i in f.close()] == ["[DONE]"]  # no finish after an error, no start before it
+    g = VercelFormatter()
+    assert [json.loads(i.data) for i in g.failure(asyncio.CancelledError(), expose_errors=False)] == [
+        {"type": "abort"}
+    ]
+
+
+def test_vercel_finish_reasons() -> None:
+    def reason(finish: str | None, outcome: str = "complete", tools: bool = False) -> str:
+        calls = [ToolCall(id="c", name="t", arguments="{}", parsed={})] if tools else []
+        return vercel_finish_reason(Message(finish_reason=finish, tool_calls=calls), outcome)
+
+    assert reason("stop") == reason("end_turn") == reason("completed") == "stop"
+    assert reason("length") == reason("max_tokens") == reason("incomplete") == "length"
+    assert reason("tool_calls") == reason("tool_use") == reason("completed", tools=True) == "tool-calls"
+    assert reason("content_filter") == "content-filter"
+    assert reason("something_new") == reason(None) == "other"
+    assert reason("stop", outcome="partial") == reason(None, outcome="error") == "error"
+
+
+async def test_relay_refuses_a_loop_bound_to_another_channel() -> None:
+    sink = SSESink(heartbeat=None)
+    sink.channel("mine")
+
+    class Loop:
+        metadata = {"sse_channel": "theirs"}
+
+        def __aiter__(self) -> Any:
+            raise AssertionError("not iterated")
+
+    with pytest.raises(ValueError, match="theirs"):
+        async for _ in sink.relay(Loop(), "mine"):
+            pass

@@ -32,7 +32,7 @@ import schwarm_stream
 from schwarm_stream import Chunk, Stream, StreamCancelled, StreamError, agent_loop
 from schwarm_stream.sinks import SSESink, VercelFormatter
 from schwarm_stream.sources import openai_chat
-from schwarm_stream.testing import Fail, ScriptedSource, Stall
+from schwarm_stream.testing import Fail, ScriptedSource, Stall, tool_call_deltas
 from schwarm_stream.testing.server import OfflineProvider, ProviderServer
 
 JS = Path(__file__).resolve().parent / "js"
@@ -222,7 +222,10 @@ def expected_summary(run: Run) -> list[dict[str, Any]]:
         for call in msg.tool_calls:
             r = results.get(call.id)
             tool = {"id": call.id, "name": call.name, "input": call.parsed}
-            if r is None:
+            if not call.valid:  # tool-input-error: the reader keeps the raw text aside, no input
+                error = f"the arguments are not valid JSON: {call.error}"
+                tool |= {"state": "output-error", "output": None, "errorText": error}
+            elif r is None:
                 tool |= {"state": "input-available", "output": None, "errorText": None}
             elif r.error is None:
                 tool |= {"state": "output-available", "output": r.output, "errorText": None}
@@ -314,6 +317,28 @@ async def test_reasoning_closes_when_the_answer_starts(harness: Harness) -> None
     assert t.index("reasoning-end") < t.index("text-start") < t.index("text-delta")
     summary = check_message(result, run)
     assert summary[0]["reasoning"] == "Let me think about it." and summary[0]["text"] == "The answer is 42."
+
+
+async def test_tool_arguments_that_are_not_json_are_a_tool_input_error(harness: Harness) -> None:
+    calls = [
+        *tool_call_deltas('{"city": "Paris"}', id="call_ok", name="get_weather"),
+        *tool_call_deltas('{"city": "Par', index=1, id="call_cut", name="get_weather"),
+    ]
+
+    async def produce(h: Harness, ch: Channel, run: Run) -> None:
+        # cut by max_tokens: the stream completes (finish reason "length") with the second call unparsable
+        await one_stream(h, ch, run, ScriptedSource(["Checking.", *calls], finish="length"))
+
+    result, run, _ = await scenario(harness, produce)
+    assert result["errors"] == []
+    (stream,) = run.streams
+    assert [c.valid for c in stream.message.tool_calls] == [True, False]
+    summary = check_message(result, run)
+    assert [t["state"] for t in summary[0]["tools"]] == ["input-available", "output-error"]
+    (cut,) = [p for p in result["message"]["parts"] if p.get("toolCallId") == "call_cut"]
+    assert cut["rawInput"] == '{"city": "Par'  # what the model sent, kept for display
+    assert "tool-input-error" in types(result)
+    assert result["chunks"][-1]["finishReason"] == "length"
 
 
 async def test_error_mid_stream_is_one_error_part(harness: Harness) -> None:
