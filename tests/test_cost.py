@@ -7,6 +7,7 @@ drift when the table is updated. One case is also checked by hand, in the commen
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from decimal import Decimal
@@ -300,7 +301,7 @@ def test_background_load(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_background_load_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cost_module, "_lib", None)
     monkeypatch.setattr(cost_module, "_loading", None)
-    monkeypatch.setattr(cost_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     cost_module.load_prices_in_background()
     assert cost_module._loading is None and cost_module.prices_loaded()
     assert "not installed" in (price_usage(SOME, "gpt-4o", "openai").reason or "")
