@@ -21,7 +21,8 @@
 
 Provider and transport exceptions (SDK errors, httpx errors, ``JSONDecodeError``)
 are translated at the source boundary with ``raise ... from exc``, so the
-original is always ``__cause__``.
+original is always ``__cause__``. The translation is one table next to this
+tree: :data:`schwarm_stream._classify.ERROR_MAP` (exception -> error class).
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ with an ``open(stream, attempt)`` method returning an async iterator of events
 that ends normally only after the protocol's terminator, and raises a
 :class:`~schwarm_stream.StreamError` otherwise.
 
+One source class per protocol (``OpenAIChatSource``, ``OpenAIResponsesSource``,
+``AnthropicMessagesSource``) owns normalization, completion and recovery; how
+its request travels is the transport it is given (``_transport.py``): the
+official SDK client (``openai_chat(client, ...)``) or native httpx
+(``native_openai_chat(base_url, key, ...)``, a subclass with a URL-and-key
+constructor). Both read the body with the same SSE framing (``_sse.py``).
+
 The SDK-backed sources import their SDK lazily: ``import schwarm_stream``
 imports neither ``openai`` nor ``anthropic``.
 """
