@@ -20,7 +20,9 @@ interleaved rounds, side by side in one run:
 
 Reports the median CPU µs per chunk of each (process time, so other load on the
 machine does not count) and the difference to ``no_metrics`` per chunk and per
-stream. Timing is reported, never asserted.
+stream, split into what is paid while the chunks flow (per chunk) and what after
+the last chunk (per stream: finish, usage, ``stream_end``). Timing is reported,
+never asserted.
 
     python benchmarks/bench_metrics.py [--quick] [--json]
 
@@ -104,10 +106,14 @@ def _pipelines(meter_provider: MeterProvider, tracer_provider: TracerProvider) -
     }
 
 
-async def _one(pipeline: Pipeline, source: EventsSource) -> None:
+async def _one(pipeline: Pipeline, source: EventsSource) -> float:
+    """Stream once; return the CPU seconds after the last chunk (finish, usage, ``stream_end``)."""
+    last = 0.0
     async with pipeline.open(source) as s:
-        async for _ in s:
-            pass
+        async for e in s:
+            if type(e) is Chunk:
+                last = time.process_time()
+    return time.process_time() - last
 
 
 async def _measure(quick: bool) -> dict[str, Any]:
@@ -123,26 +129,37 @@ async def _measure(quick: bool) -> dict[str, Any]:
         for _ in range(3):
             await _one(p, source)
     samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    tails: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for _ in range(rounds):
         for name in VARIANTS:  # interleaved: machine noise hits every variant alike
             p = pipelines[name]
+            tail = 0.0
             t0 = time.process_time()  # CPU time: other processes on the machine don't count
             for _ in range(streams):
-                await _one(p, source)
-            samples[name].append((time.process_time() - t0) / (streams * chunks) * 1e6)
+                tail += await _one(p, source)
+            total = time.process_time() - t0
+            samples[name].append(total / (streams * chunks) * 1e6)
+            tails[name].append(tail / streams * 1e6)
         spans.clear()
     reader.get_metrics_data()  # the SDK really aggregated what was recorded
     meter_provider.shutdown()
     tracer_provider.shutdown()
     base = statistics.median(samples["no_metrics"])
+    base_tail = statistics.median(tails["no_metrics"])
     out: dict[str, Any] = {"chunks_per_stream": chunks, "streams_per_round": streams, "rounds": rounds}
     for name in VARIANTS:
         med = statistics.median(samples[name])
+        tail = statistics.median(tails[name])
+        # the part paid while chunks flow (what a consumer waits for between chunks), per chunk
+        during = (med * chunks - tail) / chunks
+        base_during = (base * chunks - base_tail) / chunks
         out[name] = {
             "us_per_chunk_median": round(med, 3),
             "us_per_chunk_min": round(min(samples[name]), 3),
             "added_us_per_chunk": round(med - base, 3),
             "added_us_per_stream": round((med - base) * chunks, 1),
+            "added_us_per_chunk_while_streaming": round(during - base_during, 3),
+            "added_us_after_last_chunk": round(tail - base_tail, 1),
         }
     return out
 
@@ -161,14 +178,15 @@ def _table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['chunks_per_stream']} chunks/stream, {result['streams_per_round']} streams/round, "
         f"{result['rounds']} interleaved rounds",
-        f"{'variant':<18}{'median µs/chunk':>17}{'min µs/chunk':>14}{'added µs/chunk':>16}"
-        f"{'added µs/stream':>17}",
+        f"{'variant':<20}{'median µs/chunk':>17}{'min µs/chunk':>14}{'added µs/chunk':>16}"
+        f"{'added µs/stream':>17}{'…while streaming':>18}{'…after last chunk':>19}",
     ]
     for name in VARIANTS:
         r = result[name]
         lines.append(
-            f"{name:<18}{r['us_per_chunk_median']:>17.3f}{r['us_per_chunk_min']:>14.3f}"
+            f"{name:<20}{r['us_per_chunk_median']:>17.3f}{r['us_per_chunk_min']:>14.3f}"
             f"{r['added_us_per_chunk']:>+16.3f}{r['added_us_per_stream']:>+17.1f}"
+            f"{r['added_us_per_chunk_while_streaming']:>+18.3f}{r['added_us_after_last_chunk']:>+19.1f}"
         )
     return "\n".join(lines)
 
