@@ -433,7 +433,11 @@ async def test_agent_loop_sends_tool_results_across_steps(harness: Harness) -> N
     assert "Sunny and 21 degrees in Paris" in summary[1]["text"]
     t = types(result)
     assert t.count("start") == 1 and t.count("start-step") == 2 and t.count("finish-step") == 2
-    assert t.index("tool-output-available") < len(t) - 1 - t[::-1].index("start-step")
+    # the tool result belongs to the step that called the tool: before its finish-step, as in `ai`'s own
+    # streams, and before the next step starts
+    assert (
+        t.index("tool-output-available") < t.index("finish-step") < len(t) - 1 - t[::-1].index("start-step")
+    )
     assert result["chunks"][-1]["finishReason"] == "stop"
 
 

@@ -215,7 +215,8 @@ class VercelFormatter:
     Parts carry only fields the protocol defines. Text and reasoning parts are closed as soon as a
     part of another kind (or another content index) starts. Tool calls are announced with
     ``tool-input-start`` on their first fragment and completed with ``tool-input-available`` (the
-    parsed input) when the stream's message is built. ``message_metadata`` (see
+    parsed input) when the stream's message is built; relayed tool results follow, then the step's
+    ``finish-step`` (sent when the next step starts or the channel closes). ``message_metadata`` (see
     :data:`MessageMetadata`) adds ``messageMetadata`` to ``start`` / ``finish`` and a
     ``message-metadata`` part after each step; pass it with
     ``SSESink(format=lambda: VercelFormatter(message_metadata=fn))``.
@@ -232,6 +233,7 @@ class VercelFormatter:
         self._tools: dict[int, str] = {}  # tool index -> toolCallId, this step
         self._call_ids: dict[str, str] = {}  # message tool call id -> toolCallId sent
         self._ended: str | None = None  # "error" / "abort" once a terminal part was sent
+        self._step_done: Any = None  # the stream whose step awaits its finish-step (tool results first)
         self._finish_reason: str | None = None
         self._last: Any = None  # the last stream that ended
 
@@ -245,8 +247,20 @@ class VercelFormatter:
                 part["messageMetadata"] = value
         return part
 
+    def _finish_step(self) -> list[Item]:
+        # A step ends after its tool results (as the ai package's own streams send them), so its
+        # finish-step waits for the next step, the channel's close or a failure.
+        stream, self._step_done = self._step_done, None
+        if stream is None:
+            return []
+        items = [self._part({"type": "finish-step"})]
+        step = self._metadata("finish-step", stream, {"type": "message-metadata"})
+        if "messageMetadata" in step:
+            items.append(self._part(step))
+        return items
+
     def stream_start(self, stream: Stream) -> list[Item]:
-        items = []
+        items = self._finish_step()
         if not self._started:
             self._started = True
             start = self._metadata("start", stream, {"type": "start", "messageId": stream.id})
@@ -331,10 +345,7 @@ class VercelFormatter:
         elif error is not None and stream.outcome != "partial":
             items.extend(self._terminal(error, expose_errors, cancel=False))
         else:
-            items.append(self._part({"type": "finish-step"}))
-            step = self._metadata("finish-step", stream, {"type": "message-metadata"})
-            if "messageMetadata" in step:
-                items.append(self._part(step))
+            self._step_done = stream
         return items
 
     def _terminal(self, error: BaseException | None, expose: bool, *, cancel: bool) -> list[Item]:
@@ -359,12 +370,12 @@ class VercelFormatter:
     def failure(self, error: BaseException, *, expose_errors: bool) -> list[Item]:
         if self._ended is not None:
             return []  # the failing stream already sent its error / abort part: once, not twice
-        items = self._close_part()
+        items = [*self._finish_step(), *self._close_part()]
         items.extend(self._terminal(error, expose_errors, cancel=_is_cancel(error)))
         return items
 
     def close(self) -> list[Item]:
-        items = []
+        items = self._finish_step()
         if self._started and self._ended is None:
             finish: dict[str, Any] = {"type": "finish"}
             if self._finish_reason is not None:
