@@ -23,6 +23,7 @@ COMMANDS: dict[str, list[str]] = {
     "compare": ["compare", "--offline", "hi"],
     "replay": ["replay", __file__],  # replay must not ignore bad settings
     "plugins": ["plugins", "--all"],
+    "plugins-disable": ["plugins", "disable", "metrics"],
 }
 
 BAD_SETTINGS: dict[str, tuple[dict[str, str], str]] = {
