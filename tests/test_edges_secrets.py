@@ -66,7 +66,7 @@ def _echo_401(route: str) -> JSONReply:
 class Telemetry:
     def __init__(self) -> None:
         self.spans = InMemorySpanExporter()
-        self.logs = InMemoryLogRecordExporter()
+        self.logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.logger_provider = LoggerProvider()

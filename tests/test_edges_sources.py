@@ -78,7 +78,9 @@ def chat_body(
     out += [chunk({"content": t}) for t in texts]
     out += [chunk({"refusal": r}) for r in refusal]
     for i, a in enumerate(args):
-        head = {"id": "call_1", "type": "function", "function": {"name": "f"}} if i == 0 else {}
+        head: dict[str, Any] = (
+            {"id": "call_1", "type": "function", "function": {"name": "f"}} if i == 0 else {}
+        )
         fn = {**head.pop("function", {}), "arguments": a}
         out.append(chunk({"tool_calls": [{"index": 0, **head, "function": fn}]}))
     if finish:
@@ -107,7 +109,7 @@ def anthropic_body(
     *,
     stop: bytes | None = None,
 ) -> list[bytes]:
-    msg = {
+    msg: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -21,7 +22,7 @@ HI: Any = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def pipe(core_pipeline: Any) -> Pipeline:
+def pipe(core_pipeline: Callable[..., Pipeline]) -> Pipeline:
     return core_pipeline()
 
 
@@ -30,7 +31,7 @@ def ev(data: dict[str, Any]) -> bytes:
 
 
 def start(usage: dict[str, Any] | None = None) -> bytes:
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",

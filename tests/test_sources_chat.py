@@ -6,6 +6,7 @@ Bodies are built with the server's event builders or, for the quirks of OpenAI-c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -26,7 +27,7 @@ HI: Any = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def pipe(core_pipeline: Any) -> Pipeline:
+def pipe(core_pipeline: Callable[..., Pipeline]) -> Pipeline:
     return core_pipeline()
 
 

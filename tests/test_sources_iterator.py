@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from schwarm_stream.sources import from_iterator
 
 
 @pytest.fixture
-def pipe(core_pipeline: Any) -> Pipeline:
+def pipe(core_pipeline: Callable[..., Pipeline]) -> Pipeline:
     return core_pipeline()
 
 
@@ -117,7 +117,8 @@ async def test_bare_iterator_cannot_be_reopened(core_pipeline: Any) -> None:
 
 async def test_a_non_string_item_is_a_typed_error(pipe: Pipeline) -> None:
     with pytest.raises(StreamError, match="iterator sources yield str, got int"):
-        async with pipe.open(from_iterator(["ok", 3])) as s:
+        bad: list[Any] = ["ok", 3]
+        async with pipe.open(from_iterator(bad)) as s:
             await s.collect()
     assert s.message.text == "ok"
 

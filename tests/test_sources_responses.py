@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -13,7 +14,7 @@ from schwarm_stream.testing.server import ProviderServer, SSEReply, responses_er
 
 
 @pytest.fixture
-def pipe(core_pipeline: Any) -> Pipeline:
+def pipe(core_pipeline: Callable[..., Pipeline]) -> Pipeline:
     return core_pipeline()
 
 
@@ -38,7 +39,7 @@ async def test_text_usage_and_status(pipe: Pipeline, server: ProviderServer, oai
 async def test_function_calls_use_call_id(
     pipe: Pipeline, server: ProviderServer, oai: openai.AsyncOpenAI
 ) -> None:
-    calls = [
+    calls: list[dict[str, Any]] = [
         {"id": "fc_1", "call_id": "call_A", "name": "get_weather", "arguments": {"city": "Oslo"}},
         {"id": "fc_2", "call_id": "call_B", "name": "get_time", "arguments": "{}", "chunks": ["{", "}"]},
     ]

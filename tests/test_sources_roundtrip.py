@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -16,7 +17,7 @@ HI: Any = [{"role": "user", "content": "weather in Paris and Oslo?"}]
 
 
 @pytest.fixture
-def pipe(core_pipeline: Any) -> Pipeline:
+def pipe(core_pipeline: Callable[..., Pipeline]) -> Pipeline:
     return core_pipeline()
 
 
