@@ -43,9 +43,11 @@ def local_links(markdown: str) -> list[str]:
     return [t for t in targets if not re.match(r"^([a-z][a-z0-9+.-]*:|#)", t, re.IGNORECASE)]
 
 
-def test_docs_build_in_strict_mode(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built once for this module's tests, in strict mode."""
     pytest.importorskip("mkdocs")  # CI installs the docs extra (.ci/steps.d/40-docs.sh) before the tests
-    site = tmp_path / "site"
+    site = tmp_path_factory.mktemp("site")
     command = ["build", "--strict", "--config-file", str(MKDOCS_YML), "--site-dir", str(site)]
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", *command],
@@ -57,12 +59,41 @@ def test_docs_build_in_strict_mode(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING" not in done.stderr, done.stderr
+    return site
+
+
+def test_docs_build_in_strict_mode(site: Path) -> None:
     nav = yaml.safe_load(MKDOCS_YML.read_text(encoding="utf-8"))["nav"]
     for page in nav_pages(nav):  # every nav page was rendered, the API reference with its docstrings
         built = site / ("index.html" if page == "index.md" else page.removesuffix(".md") + "/index.html")
         assert built.is_file(), f"{page} was not built"
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     assert "schwarm_stream.open" in api and "doc-object" in api  # mkdocstrings rendered the objects
+    assert not (site / "_ext").exists(), "the build's griffe extension was published as a file of the site"
+
+
+# A Sphinx role left as text: ":class:`X`" renders as ":class:<code>X</code>".
+RAW_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|mod|data|exc|obj|const):(?:<code>|`)")
+
+
+def test_no_sphinx_role_is_shown_as_raw_text(site: Path) -> None:
+    raw = {
+        page.relative_to(site).as_posix(): RAW_ROLE.findall(page.read_text(encoding="utf-8"))
+        for page in site.rglob("*.html")
+    }
+    assert {page: found for page, found in raw.items() if found} == {}
+
+
+def test_roles_and_signature_types_are_links(site: Path) -> None:
+    api = (site / "api" / "index.html").read_text(encoding="utf-8")
+    entry = api[api.index('id="schwarm_stream.open"') :]
+    entry = entry[: entry.index('<div class="doc doc-object')]
+    # The docstring's :class:`Pipeline` and the signature's return type both link to their entries.
+    assert re.search(r'<a class="autorefs autorefs-internal"[^>]*href="#schwarm_stream\.Pipeline"', entry)
+    assert re.search(r'href="#schwarm_stream\.Stream"[^>]*>.*Stream', entry)
+    text = re.sub(r"<[^>]+>", "", api)
+    assert "tools: Mapping[str, ToolFunction]" in text  # agent_loop's signature, with its types
+    assert "-&gt; AgentLoop" in text
 
 
 def test_every_docs_page_is_in_the_nav_and_every_nav_entry_exists() -> None:

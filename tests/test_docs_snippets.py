@@ -1,17 +1,163 @@
-"""The quickstart's main example runs as written and prints what the page says it prints."""
+"""Every Python block in the documentation runs as written, or says it is a fragment and compiles.
+
+The blocks are those fenced with ```` ```python ```` in ``docs/**/*.md`` and ``README.md`` (indented blocks
+inside lists included). The HTML comment on the line just before a block's fence says what it is:
+
+- no marker (or ``<!-- run -->``): a complete program. It is executed in a fresh process with an empty working directory and a
+  timeout, and must exit with status 0. Programs that talk to a model use the offline provider
+  (``schwarm_stream.testing.ProviderServer`` with ``OfflineProvider``), never the network.
+- ``<!-- continues -->``: the continuation of the block before it on the same page (the page says "append
+  this"). The blocks are joined and executed together, as above.
+- ``<!-- fragment -->`` (optionally ``<!-- fragment: why -->``): an excerpt that cannot run alone, such as a
+  call against a real provider or the inside of a function. It must compile (top-level ``await``,
+  ``async with`` and ``async for`` allowed).
+- ``<!-- tested-by: tests/test_x.py -->``: a block that is not a program, such as a pytest module, which
+  the named test executes in its own way. That test must exist and read this page; the block must compile.
+
+No block is left out: a block without a marker that does not run fails the test named after its page and line.
+"""
 
 from __future__ import annotations
 
+import ast
+import os
 import re
 import subprocess
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
+
+FENCE = re.compile(r"^(?P<indent>[ \t]*)```python[^\n]*\n(?P<code>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
+MARKER = re.compile(r"<!--\s*(?P<kind>[a-z-]+)\s*(?::(?P<arg>[^>]*))?-->\s*$")
+KINDS = {"run", "continues", "fragment", "tested-by"}
+TIMEOUT = 90  # seconds for one program; they take about a second each
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str  # relative to the repository root
+    line: int  # line of the opening fence
+    kind: str  # one of KINDS
+    code: str
+    arg: str = ""  # what follows the marker's colon
+
+    @property
+    def name(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def blocks_of(path: Path) -> list[Block]:
+    """The Python blocks of one page, each with the marker on the line before its fence."""
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for m in FENCE.finditer(text):
+        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+        marker = MARKER.match(before)
+        kind = marker.group("kind") if marker else "run"
+        arg = (marker.group("arg") or "").strip() if marker else ""
+        found.append(
+            Block(
+                page=path.relative_to(ROOT).as_posix(),
+                line=text[: m.start()].count("\n") + 1,
+                kind=kind,
+                code=textwrap.dedent(m.group("code")),
+                arg=arg,
+            )
+        )
+    return found
+
+
+ALL_BLOCKS = [block for page in PAGES for block in blocks_of(page)]
+
+
+def program(block: Block) -> str:
+    """The code to execute for a block: a ``continues`` block is joined to the blocks it continues."""
+    page = [b for b in ALL_BLOCKS if b.page == block.page]
+    parts = [block.code]
+    i = page.index(block)
+    while page[i].kind == "continues":
+        assert i > 0 and page[i - 1].kind != "fragment", f"{block.name} continues no program"
+        i -= 1
+        parts.insert(0, page[i].code)
+    return "\n\n".join(parts)
+
+
+def test_the_collector_finds_the_blocks_and_markers() -> None:
+    sample = (
+        "Text.\n\n```python\nprint(1)\n```\n\n<!-- fragment: needs a key -->\n```python\nawait x\n```\n"
+        "1. a list item:\n\n   <!-- continues -->\n   ```python\n   print(2)\n   ```\n"
+        "<!-- tested-by: tests/test_x.py -->\n```python\nimport x\n```\n"
+        "```pycon\n>>> no\n```\n"
+    )
+    page = ROOT / "docs" / "_sample.md"
+    try:
+        page.write_text(sample, encoding="utf-8")
+        found = blocks_of(page)
+    finally:
+        page.unlink()
+    assert [(b.kind, b.code, b.line) for b in found] == [
+        ("run", "print(1)\n", 3),
+        ("fragment", "await x\n", 8),
+        ("continues", "print(2)\n", 14),
+        ("tested-by", "import x\n", 18),
+    ]
+    assert found[1].arg == "needs a key" and found[3].arg == "tests/test_x.py"
+    assert len(ALL_BLOCKS) > 40 and {b.page for b in ALL_BLOCKS} >= {"README.md", "docs/quickstart.md"}
+
+
+@pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: b.name)
+def test_marker_is_known(block: Block) -> None:
+    assert block.kind in KINDS, f"{block.name}: unknown marker <!-- {block.kind} -->, use one of {KINDS}"
+
+
+@pytest.mark.parametrize(
+    "block", [b for b in ALL_BLOCKS if b.kind in {"fragment", "tested-by"}], ids=lambda b: b.name
+)
+def test_fragment_compiles(block: Block) -> None:
+    compile(block.code, block.name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+
+
+@pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.kind == "tested-by"], ids=lambda b: b.name)
+def test_tested_by_names_a_test_that_reads_the_page(block: Block) -> None:
+    test = ROOT / block.arg
+    assert block.arg.startswith("tests/") and test.is_file(), f"{block.name}: no test {block.arg!r}"
+    assert Path(block.page).name in test.read_text(encoding="utf-8"), (
+        f"{block.arg} does not read {block.page}"
+    )
+
+
+@pytest.mark.parametrize(
+    "block", [b for b in ALL_BLOCKS if b.kind in {"run", "continues"}], ids=lambda b: b.name
+)
+def test_program_runs_offline(block: Block, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(program(block), encoding="utf-8")
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHWARM_STREAM")}
+    # A program that tried a real provider would fail on the missing key rather than wait on the network.
+    env.update({"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "PYTHONDONTWRITEBYTECODE": "1"})
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, f"{block.name} failed:\n{done.stdout}\n{done.stderr}"
+    assert list(workdir.iterdir()) == [], f"{block.name} left files in the working directory"
 
 
 def python_blocks(page: str) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", (DOCS / page).read_text(encoding="utf-8"), re.S | re.M)
+    return [b.code for b in blocks_of(DOCS / page)]
 
 
 def test_quickstart_example_streams_a_tool_calling_answer_offline(tmp_path: Path) -> None:
