@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import socket
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -87,3 +88,17 @@ def test_the_reporter_writes_while_the_stream_is_still_running() -> None:
     assert line.startswith("retry: attempt 2 of 4 now after ProviderError") and "503" in line
     assert outcome is None  # the stream had not ended when the line was written
     assert requests_then == 1  # ... and the second request had not been sent yet
+
+
+def test_a_restart_after_content_is_shown_with_its_strategy(tmp_path: Path) -> None:
+    cfg = tmp_path / "restart.toml"
+    cfg.write_text('[recovery]\nmid_stream = "restart"\n[retry]\ninitial_wait = 0.01\njitter = 0.0\n')
+    events = openai_chat_events(["Hello ", "there ", "friend."])
+    with ThreadedProviderServer() as server:
+        server.script("openai-chat", SSEReply(events[:2], end="rst"), SSEReply(events))
+        args = ["run", "--config", str(cfg), "--base-url", server.openai_base_url, "-m", "m", "hi"]
+        result = CliRunner().invoke(cli, args, env=FAST_RETRIES)
+    assert result.exit_code == 0, result.output
+    assert "[stream restarted (restart)" in result.stdout and result.stdout.endswith("Hello there friend.\n")
+    assert re.search(r"^restart: attempt 2 in \d+\.\d\d s after TransportError: ", result.stderr, re.M)
+    assert "retry:" not in result.stderr
