@@ -19,8 +19,8 @@ from schwarm_stream import (
     StreamTimeout,
     TransportError,
 )
+from schwarm_stream._classify import classify, in_band_error, parse_retry_after, redact
 from schwarm_stream.sources import anthropic_messages, openai_chat
-from schwarm_stream.sources._classify import classify, in_band_error, parse_retry_after, redact
 from schwarm_stream.testing.server import JSONReply, ProviderServer, SSEReply, Stall
 
 HI: Any = [{"role": "user", "content": "hi"}]
@@ -229,3 +229,10 @@ def test_sdk_status_rows_keep_the_http_fields() -> None:
         provider="anthropic",
     )
     assert isinstance(in_band, ProviderError) and (in_band.status_code, in_band.in_band) == (529, True)
+
+
+def test_the_old_import_path_re_exports_the_table() -> None:
+    import schwarm_stream._classify as table
+    from schwarm_stream.sources import _classify as shim
+
+    assert shim.classify is table.classify and shim.ERROR_MAP is table.ERROR_MAP
