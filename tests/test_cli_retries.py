@@ -102,3 +102,20 @@ def test_a_restart_after_content_is_shown_with_its_strategy(tmp_path: Path) -> N
     assert "[stream restarted (restart)" in result.stdout and result.stdout.endswith("Hello there friend.\n")
     assert re.search(r"^restart: attempt 2 in \d+\.\d\d s after TransportError: ", result.stderr, re.M)
     assert "retry:" not in result.stderr
+
+
+def test_compare_names_the_stream_of_each_retry() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    args = ["compare", "--base-url", url, "-m", "a", "-m", "b", "hi"]
+    result = CliRunner().invoke(cli, args, env=FAST_RETRIES)
+    assert result.exit_code == 1
+    for name in ("a", "b"):
+        prefix = f"{name}: "
+        numbers = [
+            int(m.group(1))
+            for line in result.stderr.splitlines()
+            if line.startswith(prefix)
+            if (m := RETRY_LINE.match(line[len(prefix) :]))
+        ]
+        assert numbers == [2, 3, 4], result.stderr
+    assert "error: 2 of 2 streams did not complete" in result.stderr

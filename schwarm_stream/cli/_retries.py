@@ -42,23 +42,34 @@ def describe(stream: Stream, attempt: Attempt) -> str | None:
 
 
 class RetryReporter:
-    """Calls ``write(line)`` for every attempt after the first (retries and recoveries), live."""
+    """Calls ``write(line)`` for every attempt after the first (retries and recoveries), live.
 
-    def __init__(self, write: Callable[[str], None]) -> None:
+    ``label(stream)``, when given, names the stream at the start of the line (``compare`` runs several).
+    """
+
+    def __init__(
+        self, write: Callable[[str], None], label: Callable[[Stream], str | None] | None = None
+    ) -> None:
         self._write = write
+        self._label = label
 
     @hookimpl
     def stream_attempt(self, stream: Stream, attempt: Attempt) -> None:
         line = describe(stream, attempt)
-        if line is not None:
-            self._write(line)
+        if line is None:
+            return
+        name = self._label(stream) if self._label is not None else None
+        self._write(f"{name}: {line}" if name else line)
 
 
-def on_stderr(r: Renderer) -> RetryReporter:
+def on_stderr(
+    r: Renderer | None = None, label: Callable[[Stream], str | None] | None = None
+) -> RetryReporter:
     """A reporter writing to stderr, in yellow on a terminal, below what ``r`` drew on stdout."""
 
     def show(line: str) -> None:
-        r.end_line()  # the status line (and a cut text line) first, so the note starts a row of its own
+        if r is not None:
+            r.end_line()  # the status line (and a cut text line) first, so the note starts a row of its own
         click.echo(click.style(line, fg="yellow"), err=True)
 
-    return RetryReporter(show)
+    return RetryReporter(show, label)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import Pipeline, StreamError
+from .. import Pipeline, Stream, StreamError
 from ._common import (
     DEFAULT_URLS,
     EXIT_OK,
@@ -23,6 +23,7 @@ from ._common import (
     hint,
 )
 from ._env import api_key, load_pipeline
+from ._retries import on_stderr
 from ._sources import provider_source
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ def compare(
             "repeat -m: schwarm-stream compare -m MODEL_A -m MODEL_B PROMPT  (or try --offline)",
         )
     pipeline = load_pipeline(config_path)
+    # Each retry on stderr as it starts, named by the stream's row (merge tags each stream it opens).
+    pipeline.register(on_stderr(label=_row_name), name="schwarm-stream-cli.retries")
     if offline:
         report = asyncio.run(_measured(provider, _compare_offline(provider, pipeline, max_tokens, prompt)))
     else:
@@ -121,6 +124,11 @@ def compare(
         if any((r.error or "").startswith("TransportError") and not r.chunks for r in failed):
             hint(f"could not reach {url}: is --base-url right?")
     sys.exit(EXIT_STREAM if failed else EXIT_OK)
+
+
+def _row_name(stream: Stream) -> str | None:
+    name = stream.metadata.get("merge_source")
+    return name if isinstance(name, str) else None
 
 
 async def _measured(provider: str, comparison: Coroutine[Any, Any, ComparisonReport]) -> ComparisonReport:
