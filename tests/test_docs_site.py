@@ -124,24 +124,6 @@ def test_the_link_finder_sees_what_the_readme_test_relies_on() -> None:
     assert local_links(sample) == ["docs/quickstart.md#install", "img/logo.png", "CHANGELOG.md"]
 
 
-def fenced(page: Path, language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", page.read_text(encoding="utf-8"), re.S | re.M)
-
-
-def test_quickstart_agent_loop_prints_what_the_page_says(tmp_path: Path) -> None:
-    """The second snippet is appended to the first, as the page says; its output is the page's text block."""
-    page = DOCS / "quickstart.md"
-    first, second = fenced(page, "python")[:2]
-    script = tmp_path / "quickstart.py"
-    script.write_text(first + "\n\n" + second, encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    documented = fenced(page, "text")[0].splitlines()
-    assert done.stdout.splitlines()[-len(documented) :] == documented
-
-
 def test_the_corpus_size_in_readme_and_index_is_the_corpus_size() -> None:
     from tests.support.corpus import full_corpus_root as corpus_root
     from tests.support.corpus import load_corpus

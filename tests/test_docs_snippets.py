@@ -14,6 +14,9 @@ inside lists included). The HTML comment on the line just before a block's fence
 - ``<!-- tested-by: tests/test_x.py -->``: a block that is not a program, such as a pytest module, which
   the named test executes in its own way. That test must exist and read this page; the block must compile.
 
+A ```` ```text ```` block after a program, marked ``<!-- output -->``, is what the program prints: its output must
+end with those lines.
+
 No block is left out: a block without a marker that does not run fails the test named after its page and line.
 """
 
@@ -36,6 +39,7 @@ PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```python[^\n]*\n(?P<code>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
 MARKER = re.compile(r"<!--\s*(?P<kind>[a-z-]+)\s*(?::(?P<arg>[^>]*))?-->\s*$")
+OUTPUT = re.compile(r"<!--\s*output\s*-->[ \t]*\n[ \t]*```text\n(?P<text>.*?)^[ \t]*```", re.S | re.M)
 KINDS = {"run", "continues", "fragment", "tested-by"}
 TIMEOUT = 90  # seconds for one program; they take about a second each
 
@@ -47,6 +51,7 @@ class Block:
     kind: str  # one of KINDS
     code: str
     arg: str = ""  # what follows the marker's colon
+    output: str | None = None  # the <!-- output --> block after it, before the next Python block
 
     @property
     def name(self) -> str:
@@ -55,20 +60,28 @@ class Block:
 
 def blocks_of(path: Path) -> list[Block]:
     """The Python blocks of one page, each with the marker on the line before its fence."""
-    text = path.read_text(encoding="utf-8")
+    return blocks_in(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+
+
+def blocks_in(text: str, page: str) -> list[Block]:
+    """The Python blocks of ``text`` (the page ``page``)."""
     found = []
-    for m in FENCE.finditer(text):
+    fences = list(FENCE.finditer(text))
+    for i, m in enumerate(fences):
+        nxt = fences[i + 1] if i + 1 < len(fences) else None
         before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
         marker = MARKER.match(before)
         kind = marker.group("kind") if marker else "run"
         arg = (marker.group("arg") or "").strip() if marker else ""
+        output = OUTPUT.search(text, m.end(), nxt.start() if nxt else len(text))
         found.append(
             Block(
-                page=path.relative_to(ROOT).as_posix(),
+                page=page,
                 line=text[: m.start()].count("\n") + 1,
                 kind=kind,
                 code=textwrap.dedent(m.group("code")),
                 arg=arg,
+                output=textwrap.dedent(output.group("text")) if output else None,
             )
         )
     return found
@@ -91,22 +104,18 @@ def program(block: Block) -> str:
 
 def test_the_collector_finds_the_blocks_and_markers() -> None:
     sample = (
-        "Text.\n\n```python\nprint(1)\n```\n\n<!-- fragment: needs a key -->\n```python\nawait x\n```\n"
+        "Text.\n\n```python\nprint(1)\n```\n\n<!-- output -->\n```text\n1\n```\n\n"
+        "<!-- fragment: needs a key -->\n```python\nawait x\n```\n"
         "1. a list item:\n\n   <!-- continues -->\n   ```python\n   print(2)\n   ```\n"
         "<!-- tested-by: tests/test_x.py -->\n```python\nimport x\n```\n"
         "```pycon\n>>> no\n```\n"
     )
-    page = ROOT / "docs" / "_sample.md"
-    try:
-        page.write_text(sample, encoding="utf-8")
-        found = blocks_of(page)
-    finally:
-        page.unlink()
-    assert [(b.kind, b.code, b.line) for b in found] == [
-        ("run", "print(1)\n", 3),
-        ("fragment", "await x\n", 8),
-        ("continues", "print(2)\n", 14),
-        ("tested-by", "import x\n", 18),
+    found = blocks_in(sample, "docs/sample.md")
+    assert [(b.kind, b.code, b.line, b.output) for b in found] == [
+        ("run", "print(1)\n", 3, "1\n"),
+        ("fragment", "await x\n", 13, None),
+        ("continues", "print(2)\n", 19, None),
+        ("tested-by", "import x\n", 23, None),
     ]
     assert found[1].arg == "needs a key" and found[3].arg == "tests/test_x.py"
     assert len(ALL_BLOCKS) > 40 and {b.page for b in ALL_BLOCKS} >= {"README.md", "docs/quickstart.md"}
@@ -154,6 +163,9 @@ def test_program_runs_offline(block: Block, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, f"{block.name} failed:\n{done.stdout}\n{done.stderr}"
     assert list(workdir.iterdir()) == [], f"{block.name} left files in the working directory"
+    if block.output is not None:
+        documented = block.output.splitlines()
+        assert done.stdout.splitlines()[-len(documented) :] == documented, f"{block.name} printed otherwise"
 
 
 def python_blocks(page: str) -> list[str]:
