@@ -16,7 +16,17 @@ from schwarm_stream import Pipeline
 from schwarm_stream._manager import BUILTIN_PLUGINS, ESSENTIAL_PLUGINS
 from schwarm_stream.testing import switches
 from schwarm_stream.testing.server import ProviderServer
+from tests.support.corpus import corpus_root, is_subset
 from tests.support.faults import sdk_source
+
+
+def pytest_report_header() -> str:
+    """Say which recorded-stream corpus the corpus tests run over (full, or the shipped subset)."""
+    root = corpus_root()
+    if root is None:
+        return "stream corpus: none ($SCHWARM_STREAM_CORPUS names no corpus)"
+    kind = "shipped subset; the full corpus ../shared/corpus was not found" if is_subset(root) else "full"
+    return f"stream corpus: {root} ({kind})"
 
 
 @pytest.fixture

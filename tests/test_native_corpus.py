@@ -39,8 +39,8 @@ PIPELINE = schwarm_stream.Pipeline(config={"plugins": {"autoload": False, "disab
 
 def sdk_source(protocol: str, server: ProviderServer) -> Any:
     if protocol == "anthropic-messages":
-        client = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
-        return anthropic_messages(client, model="m", max_tokens=10, messages=MESSAGES)
+        ant = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
+        return anthropic_messages(ant, model="m", max_tokens=10, messages=MESSAGES)
     client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
     if protocol == "openai-responses":
         return openai_responses(client, model="m", input="hi")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from schwarm_stream import Message, Pipeline
 from schwarm_stream._manager import BUILTIN_PLUGINS, ESSENTIAL_PLUGINS
-from schwarm_stream.sources import anthropic_messages, openai_chat, openai_responses
+from schwarm_stream.sources import Source, anthropic_messages, openai_chat, openai_responses
 from schwarm_stream.testing.server import (
     ProviderServer,
     Split,
@@ -36,7 +36,7 @@ PIPE = Pipeline(
 )
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=24)
 ARGS = st.dictionaries(st.text(max_size=4), st.integers() | st.text(max_size=6), max_size=3).map(
     lambda d: json.dumps(d, ensure_ascii=False)
 )
@@ -83,7 +83,7 @@ def run(protocol: str, parts: list[Any]) -> Message:
             server.script(PROTOCOLS[protocol][0], SSEReply(parts))
             if protocol == "anthropic":
                 client: Any = anthropic.AsyncAnthropic(api_key="x", base_url=server.anthropic_base_url)
-                source = anthropic_messages(client, model="claude-test", max_tokens=9, messages=HI)
+                source: Source = anthropic_messages(client, model="claude-test", max_tokens=9, messages=HI)
             else:
                 client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url)
                 source = (

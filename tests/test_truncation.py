@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
 import openai
@@ -73,7 +73,9 @@ def _responses_body(
     calls = [
         {"call_id": t["id"], "name": t["name"], "arguments": t["args"], "chunks": t["chunks"]} for t in tools
     ]
-    status = None if not terminated else ("incomplete" if finish not in ("auto", None) else "completed")
+    status: Literal["completed", "incomplete"] | None = None
+    if terminated:
+        status = "incomplete" if finish not in ("auto", None) else "completed"
     return responses_events(texts, function_calls=calls, status=status)
 
 
@@ -115,7 +117,7 @@ P = pytest.mark.parametrize("proto", PROTOCOLS, ids=lambda p: p.name)
 
 
 @pytest.fixture
-def pipe(core_pipeline: Any) -> Pipeline:
+def pipe(core_pipeline: Callable[..., Pipeline]) -> Pipeline:
     return core_pipeline()
 
 
@@ -131,7 +133,8 @@ async def fail(
     assert info.value.partial is not None and info.value.partial.complete is False
     if not read_to_the_end:  # a body we stopped reading cannot go back to the keep-alive pool
         await server.wait_connections(0)
-    await s.current_source.client.close()
+    source: Any = s.current_source  # an SDK source: close the client it was given
+    await source.client.close()
     return info.value, s
 
 

@@ -10,6 +10,8 @@
   :class:`OfflineProvider`, the reply and fault types): a loopback server
   speaking the OpenAI Chat Completions, OpenAI Responses and Anthropic Messages
   streaming protocols for the official SDK clients;
+- :mod:`schwarm_stream.testing.corpus`: recorded streams (raw SSE or JSON lines) as raw SSE bodies, and
+  which protocol a body speaks, as ``schwarm-stream replay`` reads them;
 - a pytest plugin (loaded automatically, ``pytest11``) with the fixtures
   ``schwarm_pipeline``, ``schwarm_config``, ``register_plugin``,
   ``hook_recorder``, ``scripted_stream``, ``provider_server`` and

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 __all__ = ["PROTOCOLS", "Protocol", "detect_protocol", "to_sse_body"]
 
@@ -189,5 +189,4 @@ def to_sse_body(path: Path, protocol: str | None = None, *, json_lines: bool | N
         protocol = detect_protocol(b"".join(b"data: " + line + b"\n\n" for line in lines))
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
-    proto = cast(Protocol, protocol)  # validated just above
-    return [_frame(group, proto) for group in _split_responses(lines, proto)]
+    return [_frame(group, protocol) for group in _split_responses(lines, protocol)]
