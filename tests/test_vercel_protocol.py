@@ -4,7 +4,10 @@ Every scenario runs a producer on a :class:`~schwarm_stream_starlette.StreamHub`
 127.0.0.1; ``tests/js/read_ui_stream.mjs`` reads the channel over HTTP while it streams, parses it with
 the package's ``parseJsonEventStream`` + ``uiMessageChunkSchema`` and feeds ``readUIMessageStream``.
 Every chunk must pass the schema, and the final UIMessage must say what ``stream.message`` (and the
-agent loop's tool results) say. The package is installed by ``npm ci`` in tests/js
+agent loop's tool results) say. ``tests/js/chat_session.mjs`` drives the package's chat core
+(``AbstractChat`` + ``DefaultChatTransport``, what ``useChat`` runs) against a chat endpoint: status,
+``onError`` and ``onFinish`` (finish reason) for an answer, an error, a stop, an agent loop and a resume.
+The package is installed by ``npm ci`` in tests/js
 (``.ci/steps.d/10-npm.sh``); these tests skip only when ``node`` itself is missing.
 """
 
@@ -53,6 +56,9 @@ WEATHER: Any = {
 }
 
 
+Producer = Callable[["Harness", Channel, "Run"], Awaitable[None]]
+
+
 @dataclass
 class Run:
     """What one producer did: its streams (one per step) and the tool results it relayed."""
@@ -64,7 +70,12 @@ class Run:
 @dataclass
 class Harness:
     hub: StreamHub
-    url: str
+    url: str = ""
+    #: the chat endpoint's producers, by the user's prompt, and what each chat's producer did
+    prompts: dict[str, Producer] = field(default_factory=dict)
+    runs: dict[str, Run] = field(default_factory=dict)
+    resumed_while_running: list[bool] = field(default_factory=list)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def pipeline(self) -> schwarm_stream.Pipeline:
@@ -90,16 +101,40 @@ async def harness() -> AsyncIterator[Harness]:
         heartbeat=None,
         auto_channels=False,
     )
-    hub = StreamHub(sink=sink)
+    h = Harness(StreamHub(sink=sink))
 
     async def events(request: Request) -> Response:
-        response: Response = hub.sse(request, request.path_params["id"])
+        response: Response = h.hub.sse(request, request.path_params["id"])
         return response
 
-    app = Starlette(routes=[Route("/c/{id}", events)])
+    async def chat(request: Request) -> Response:  # what DefaultChatTransport posts to
+        body = await request.json()
+        produce = h.prompts[body["messages"][-1]["parts"][0]["text"]]
+        run = h.runs[body["id"]] = Run()
+        ch = h.hub.start(lambda c: produce(h, c, run), channel_id=body["id"])
+        response: Response = h.hub.sse(request, ch.id)
+        return response
+
+    async def resume(request: Request) -> Response:  # what reconnectToStream gets
+        ch = h.hub.channels.get(request.path_params["id"])
+        if ch is None or ch.done:
+            return Response(status_code=204)
+        h.resumed_while_running.append(True)
+        response: Response = h.hub.sse(request, ch.id)
+        h.gate.set()
+        return response
+
+    app = Starlette(
+        routes=[
+            Route("/c/{id}", events),
+            Route("/api/chat", chat, methods=["POST"]),
+            Route("/api/chat/{id}/stream", resume),
+        ]
+    )
     async with serve(app) as url:
-        yield Harness(hub, url)
-        await hub.aclose()
+        h.url = url
+        yield h
+        await h.hub.aclose()
 
 
 async def read_with_ai(*urls: str) -> list[dict[str, Any]]:
@@ -123,9 +158,6 @@ async def raw_parts(url: str) -> list[str]:
     """The data of every SSE event, as a plain SSE client reads it (names must not be used)."""
     async with httpx.AsyncClient(timeout=30) as client, aconnect_sse(client, "GET", url) as es:
         return [ev.data async for ev in es.aiter_sse() if ev.data or ev.event != "message"]
-
-
-Producer = Callable[[Harness, Channel, Run], Awaitable[None]]
 
 
 async def scenario(
@@ -457,3 +489,118 @@ async def test_failing_tool_is_a_tool_output_error(harness: Harness) -> None:
     # the tool's failure is the tool part's state (the model saw it and answered), not a stream error
     assert "error" not in types(result) and result["errors"] == []
     assert len(run.streams) == 2
+
+
+# -- the chat core of `useChat` (AbstractChat + DefaultChatTransport) ------------------------------
+
+
+async def chat_with_ai(h: Harness, *args: str) -> dict[str, Any]:
+    """Run tests/js/chat_session.mjs against the harness's chat endpoint."""
+    assert NODE is not None
+    proc = await asyncio.create_subprocess_exec(
+        NODE,
+        str(JS / "chat_session.mjs"),
+        f"{h.url}/api/chat",
+        *args,
+        cwd=JS,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def assistant_text(chat: dict[str, Any]) -> str:
+    (message,) = [m for m in chat["messages"] if m["role"] == "assistant"]
+    return "".join(p["text"] for p in message["parts"] if p["type"] == "text")
+
+
+async def text_answer(h: Harness, ch: Channel, run: Run) -> None:
+    await one_stream(h, ch, run, ScriptedSource(["Hel", "lo", "!"]))
+
+
+async def failing_answer(h: Harness, ch: Channel, run: Run) -> None:
+    await one_stream(
+        h, ch, run, ScriptedSource(["Hel", Fail(StreamError("upstream broke", retryable=False))])
+    )
+
+
+async def stopped_answer(h: Harness, ch: Channel, run: Run) -> None:
+    await one_stream(h, ch, run, ScriptedSource(["Hel", "lo", Stall()]), cancel_after=2)
+
+
+async def weather_answer(h: Harness, ch: Channel, run: Run) -> None:
+    await agent(h, ch, run, {"get_weather": lambda city: f"Sunny and 21 degrees in {city}"})
+
+
+def finished(**flags: Any) -> list[dict[str, Any]]:
+    return [{"isAbort": False, "isError": False, "isDisconnect": False, **flags}]
+
+
+async def test_chat_core_shows_a_text_answer(harness: Harness) -> None:
+    harness.prompts["hi"] = text_answer
+    chat = await chat_with_ai(harness, "hi")
+    (stream,) = harness.runs[chat["id"]].streams
+    assert chat["status"] == "ready" and chat["error"] is None and chat["onError"] == []
+    assert chat["onFinish"] == finished(finishReason="stop")
+    assert assistant_text(chat) == stream.message.text == "Hello!"
+
+
+async def test_chat_core_reports_the_real_error_once(harness: Harness) -> None:
+    harness.prompts["hi"] = failing_answer
+    chat = await chat_with_ai(harness, "hi")
+    # the cause, once; not the schema's "Type validation failed" of a rejected chunk
+    assert chat["status"] == "error" and chat["error"] == "StreamError"
+    assert chat["onError"] == ["StreamError"]
+    assert chat["onFinish"] == finished(isError=True, finishReason=None)
+    assert assistant_text(chat) == "Hel"
+
+
+async def test_chat_core_treats_a_stop_as_a_stop(harness: Harness) -> None:
+    harness.prompts["hi"] = stopped_answer
+    chat = await chat_with_ai(harness, "hi")
+    assert chat["status"] == "ready" and chat["error"] is None and chat["onError"] == []
+    assert chat["onFinish"] == finished(finishReason=None)
+    assert assistant_text(chat) == "Hello"
+
+
+async def test_chat_core_runs_an_agent_loop_with_its_tool_result(harness: Harness) -> None:
+    harness.prompts["weather?"] = weather_answer
+    chat = await chat_with_ai(harness, "weather?")
+    run = harness.runs[chat["id"]]
+    assert chat["status"] == "ready" and chat["onError"] == []
+    assert chat["onFinish"] == finished(finishReason="stop")
+    (message,) = [m for m in chat["messages"] if m["role"] == "assistant"]
+    assert ui_summary(message) == expected_summary(run)
+    (tool,) = [p for p in message["parts"] if p["type"] == "tool-get_weather"]
+    assert tool["state"] == "output-available" and tool["output"] == "Sunny and 21 degrees in Paris"
+
+
+async def test_chat_core_resumes_a_running_answer(harness: Harness) -> None:
+    async def two_steps(h: Harness, ch: Channel, run: Run) -> None:
+        await one_stream(h, ch, run, ScriptedSource(["Step one. "]))
+        await asyncio.wait_for(h.gate.wait(), 60)  # the second step streams once the client resumed
+        await one_stream(h, ch, run, ScriptedSource(["Step ", "two."]))
+
+    run = Run()
+    ch = harness.hub.start(lambda c: two_steps(harness, c, run), channel_id="chat-resume")
+    chat = await chat_with_ai(harness, "--resume", ch.id)
+    assert harness.resumed_while_running == [True]
+    assert chat["status"] == "ready" and chat["onError"] == []
+    assert chat["onFinish"] == finished(finishReason="stop")
+    assert assistant_text(chat) == "Step one. Step two."
+    assert ui_summary(chat["messages"][-1]) == expected_summary(run)
+
+
+async def test_chat_core_reports_a_producer_failure_between_steps(harness: Harness) -> None:
+    async def fails_after_a_step(h: Harness, ch: Channel, run: Run) -> None:
+        await one_stream(h, ch, run, ScriptedSource(["Looking it up."]))
+        raise LookupError("the tool backend is gone")  # the application's own code, between two steps
+
+    harness.prompts["hi"] = fails_after_a_step
+    chat = await chat_with_ai(harness, "hi")
+    assert chat["status"] == "error" and chat["error"] == "LookupError"
+    assert chat["onError"] == ["LookupError"]
+    assert assistant_text(chat) == "Looking it up."
