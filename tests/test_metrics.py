@@ -9,6 +9,7 @@ clients over loopback sockets to :class:`ProviderServer`.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gc
 import json
@@ -678,11 +679,35 @@ async def test_constructor_setting_overrides_the_environment(
 
 
 def test_builtin_is_registered_and_its_per_chunk_hooks_only_stamp_the_clock() -> None:
+    # This process sets no global SDK MeterProvider: the built-in registers no per-chunk hook at all.
     (info,) = [i for i in schwarm_stream.Pipeline().plugins() if i.name == "metrics"]
     assert info.builtin and info.enabled
     assert {"stream_start", "stream_end"} <= set(info.hooks)
-    # time per output chunk needs each output chunk's time: the typed output hooks, nothing else
-    assert PER_CHUNK_HOOKS & set(info.hooks) == {"stream_chunk", "stream_tool_call_delta"}
+    assert not PER_CHUNK_HOOKS & set(info.hooks)
+    # With one set before the pipeline is built: the typed output hooks, nothing else per chunk,
+    # and one time-per-output-chunk value per chunk after the first.
+    code = (
+        "import asyncio, schwarm_stream\n"
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from opentelemetry.sdk.metrics.export import InMemoryMetricReader\n"
+        "from schwarm_stream.testing import ScriptedSource\n"
+        "reader = InMemoryMetricReader()\n"
+        "metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))\n"
+        "p = schwarm_stream.Pipeline()\n"
+        "print(sorted(next(i.hooks for i in p.plugins() if i.name == 'metrics')))\n"
+        "async def main():\n"
+        "    async with p.open(ScriptedSource(['a', 'b', 'c', 'd'])) as s:\n"
+        "        await s.collect()\n"
+        "asyncio.run(main())\n"
+        "print(sum(pt.count for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics\n"
+        "          for m in sm.metrics if m.name.endswith('time_per_output_chunk') for pt in m.data.data_points))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    hooks_line, count_line = proc.stdout.splitlines()
+    assert PER_CHUNK_HOOKS & set(ast.literal_eval(hooks_line)) == {"stream_chunk", "stream_tool_call_delta"}
+    assert int(count_line) == 3
 
 
 def test_importing_the_builtin_creates_no_plugin_and_the_first_stream_does() -> None:
@@ -702,8 +727,6 @@ def test_importing_the_builtin_creates_no_plugin_and_the_first_stream_does() -> 
 
 
 def test_builtin_imports_no_source_module() -> None:
-    import ast
-
     tree = ast.parse(Path(metrics_module.__file__).read_text(encoding="utf-8"))
     modules = {
         f"{'.' * n.level}{n.module or ''}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)

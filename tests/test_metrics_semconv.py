@@ -14,6 +14,7 @@ import schwarm_stream
 from schwarm_stream import Chunk, Usage, hookimpl
 from schwarm_stream.builtins import metrics as metrics_module
 from schwarm_stream.builtins.metrics import (
+    _CHUNK_HOOKS,
     DURATION_BUCKETS,
     GEN_AI_LATEST,
     INSTRUMENTS,
@@ -283,3 +284,23 @@ async def test_time_per_output_chunk_can_be_left_out(otel: Telemetry) -> None:
     assert probe.seen == [False, False, False]
     assert otel.points("gen_ai.client.operation.time_per_output_chunk") == []
     assert otel.point("gen_ai.client.operation.duration").count == 1  # the rest is recorded
+
+
+def test_per_chunk_hooks_only_where_they_can_record(otel: Telemetry) -> None:
+    assert _CHUNK_HOOKS <= set(dir(otel.plugin()))
+    assert not _CHUNK_HOOKS & set(dir(otel.plugin(time_per_output_chunk=False)))
+    assert not _CHUNK_HOOKS & set(dir(MetricsPlugin(meter_provider=NoOpMeterProvider())))
+
+
+async def test_sdk_set_after_the_pipeline_was_built_warns(
+    otel: Telemetry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(metrics_module, "_sdk_behind", lambda mp: False)  # no SDK when it was built
+    plugin = otel.plugin()
+    monkeypatch.undo()  # ... and one now
+    monkeypatch.setattr(metrics_module, "_late_sdk_warned", False)
+    async with schwarm_stream.Pipeline([("metrics", plugin)]).open(ScriptedSource(["a", "b", "c"])) as s:
+        await s.collect()
+    assert otel.points("gen_ai.client.operation.time_per_output_chunk") == []  # nothing made up
+    assert otel.point("gen_ai.client.operation.duration").count == 1
+    assert any("set it up before the first stream opens" in r.getMessage() for r in caplog.records)

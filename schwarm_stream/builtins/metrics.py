@@ -23,10 +23,13 @@ comma-separated list), read when the plugin is built:
 Time per output chunk is recorded **per chunk**, as both versions define it: one
 histogram value for each output chunk after the first of an attempt, the time
 from the previous chunk to this one. The per-chunk hooks only append a clock
-reading to a list (and not even that when no SDK is configured); the values
-are recorded in ``stream_end``, with the attributes known by then
-(``gen_ai.response.model``), so the SDK's cost (several µs a value) is paid
-after the stream, not between the chunks a consumer waits for.
+reading to a list; the values are recorded in ``stream_end``, with the
+attributes known by then (``gen_ai.response.model``), so the SDK's cost
+(several µs a value) is paid after the stream, not between the chunks a
+consumer waits for. The per-chunk hooks are registered only where an SDK
+``MeterProvider`` is behind the plugin when the pipeline is built (for the
+built-in: set globally before the first stream opens): without OpenTelemetry a
+pipeline pays no call per chunk.
 
 Everything else is recorded once per stream, in ``stream_end``; a few per-stream
 counters (retries, recoveries, errors) live in the stash.
@@ -64,7 +67,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace as otel_trace
-from opentelemetry.metrics import NoOpHistogram
+from opentelemetry.metrics import NoOpHistogram, NoOpMeterProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._classify import redact
@@ -399,6 +402,31 @@ def _live(histogram: Histogram) -> bool:
     return getattr(histogram, "_real_instrument", histogram) is not None
 
 
+def _sdk_behind(meter_provider: MeterProvider | None) -> bool:
+    """Whether ``meter_provider`` (``None``: the global one) is a real SDK provider, now.
+
+    Until an SDK provider is set globally the API hands out a placeholder
+    proxy; values recorded through it go nowhere.
+    """
+    mp = otel_metrics.get_meter_provider() if meter_provider is None else meter_provider
+    return not isinstance(mp, NoOpMeterProvider) and type(mp).__name__ != "_ProxyMeterProvider"
+
+
+#: The per-chunk hooks: registered only where their clock readings can be recorded (see ``__dir__``).
+_CHUNK_HOOKS: Final = frozenset({"stream_chunk", "stream_tool_call_delta"})
+_late_sdk_warned = False
+
+
+def _warn_late_sdk() -> None:
+    global _late_sdk_warned
+    if not _late_sdk_warned:
+        _late_sdk_warned = True
+        log.warning(
+            "time per output chunk is not recorded for streams of a pipeline built before the "
+            "OpenTelemetry SDK's MeterProvider was set: set it up before the first stream opens"
+        )
+
+
 def _gaps(times: list[float], breaks: list[int]) -> list[float]:
     """Gaps between consecutive chunk readings, none across an attempt boundary."""
     out = [b - a for a, b in pairwise(times)]
@@ -451,6 +479,8 @@ class MetricsPlugin:
         self.semconv: SemconvMode = semconv if semconv is not None else semconv_mode()
         self._cost = cost
         self._chunk_times = time_per_output_chunk
+        # Decided now: a pipeline registers the per-chunk hooks only when they can record.
+        self._chunk_hooks = time_per_output_chunk and _sdk_behind(meter_provider)
         self.latest = self.semconv == "latest"
         specs = LATEST_INSTRUMENTS if self.latest else INSTRUMENTS
         self.instruments: dict[str, _Spec] = dict(specs)
@@ -492,6 +522,13 @@ class MetricsPlugin:
         self._active = meter.create_up_down_counter(
             "schwarm_stream.streams.active", unit=unit, description=text
         )
+
+    def __dir__(self) -> list[str]:
+        # pluggy registers the hooks dir() names: leave the per-chunk ones out when nothing
+        # would record their clock readings (no SDK, or time_per_output_chunk=False), so a
+        # pipeline without OpenTelemetry pays no call per chunk.
+        names = list(super().__dir__())
+        return names if self._chunk_hooks else [n for n in names if n not in _CHUNK_HOOKS]
 
     # -- hooks: stream_chunk/stream_tool_call_delta only stamp the clock; the rest run once -------
 
@@ -636,6 +673,8 @@ class MetricsPlugin:
             record = self._tpoc.record
             for gap in _gaps(state.times, state.breaks):  # one value per chunk interval
                 record(gap, common)
+        elif state.times == [] and stream.chunks + stream.tool_call_deltas > 1:
+            _warn_late_sdk()  # live now, but the pipeline was built without the per-chunk hooks
         usage = message.usage
         if self.latest:
             self._record_usage(message, common, with_error)
@@ -782,6 +821,13 @@ def default_plugin() -> MetricsPlugin:
     if _default is None:
         _default = MetricsPlugin()
     return _default
+
+
+def __dir__() -> list[str]:
+    # The module is the registered plugin: pluggy registers the hooks dir() names. Without an SDK
+    # MeterProvider set globally when a pipeline is built, leave the per-chunk hooks out.
+    names = list(globals())
+    return names if _sdk_behind(None) else [n for n in names if n not in _CHUNK_HOOKS]
 
 
 @hookimpl(tryfirst=True)
