@@ -114,7 +114,8 @@ def _state(driver: webdriver.Chrome) -> str | None:
 
 
 def _console_errors(driver: webdriver.Chrome) -> list[Any]:
-    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    entries: list[Any] = driver.get_log("browser")  # type: ignore[no-untyped-call]  # selenium leaves it untyped
+    return [e for e in entries if e.get("level") == "SEVERE"]
 
 
 def _exchanges(driver: webdriver.Chrome) -> list[dict[str, Any]]:
@@ -130,7 +131,7 @@ def _exchanges(driver: webdriver.Chrome) -> list[dict[str, Any]]:
 
 def test_reload_mid_answer_resumes_from_the_saved_channel(browser: webdriver.Chrome) -> None:
     example = _example()
-    with ThreadedProviderServer(OfflineProvider(chunk_delay=0.08)) as provider:
+    with ThreadedProviderServer(OfflineProvider(chunk_delay=0.12)) as provider:
         app = example.create_app(provider.openai_base_url, retry_ms=200)
         with ThreadedServer(app) as url:
             browser.get(url + "/")
@@ -164,14 +165,14 @@ def test_reload_mid_answer_resumes_from_the_saved_channel(browser: webdriver.Chr
 
 def test_a_second_prompt_waits_for_the_answer_that_streams(browser: webdriver.Chrome) -> None:
     example = _example()
-    with ThreadedProviderServer(OfflineProvider(chunk_delay=0.05)) as provider:
+    with ThreadedProviderServer(OfflineProvider(chunk_delay=0.1)) as provider:
         app = example.create_app(provider.openai_base_url, retry_ms=200)
         with ThreadedServer(app) as url:
             browser.get(url + "/")
             send = browser.find_element(By.ID, "send")
             prompt = browser.find_element(By.ID, "prompt")
             send.click()
-            WebDriverWait(browser, 30).until(lambda d: _state(d) == "streaming")
+            WebDriverWait(browser, 30, poll_frequency=0.05).until(lambda d: _state(d) == "streaming")
             assert not send.is_enabled()  # Send is disabled while an answer streams
             prompt.send_keys("Weather in Rome?", Keys.ENTER)  # and Enter does not submit either
             WebDriverWait(browser, 30).until(lambda d: _state(d) == "done" and send.is_enabled())
