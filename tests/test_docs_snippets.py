@@ -23,11 +23,13 @@ No block is left out: a block without a marker that does not run fails the test 
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,25 +144,119 @@ def test_tested_by_names_a_test_that_reads_the_page(block: Block) -> None:
     )
 
 
+# The programs import the SDKs, which takes a second or more each. On Linux one runner process imports them
+# once and forks a child per program: a fresh process as far as the program can tell (its own working
+# directory, environment, modules state, stdout and stderr), without the import cost.
+RUNNER = r"""
+import json, os, runpy, signal, sys, traceback
+for name in ("schwarm_stream", "schwarm_stream.testing", "openai", "anthropic", "httpx", "pydantic"):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+for line in sys.stdin:
+    job = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(job["cwd"])
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the jobs pipe is not the program's stdin
+            for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
+                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+            sys.argv = [job["script"]]
+            sys.path[0] = os.path.dirname(job["script"])
+            runpy.run_path(job["script"], run_name="__main__")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    signal.signal(signal.SIGALRM, lambda *_: os.kill(pid, signal.SIGKILL))
+    signal.alarm(job["timeout"])
+    _, status = os.waitpid(pid, 0)
+    signal.alarm(0)
+    print(json.dumps(os.waitstatus_to_exitcode(status)), flush=True)
+"""
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runner:
+    """Runs programs in fresh processes: forked from a runner that imported the SDKs, or spawned."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.process: subprocess.Popen[str] | None = None
+        if sys.platform == "linux":
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", RUNNER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+
+    def run(self, script: Path, cwd: Path) -> Done:
+        out, err = script.with_suffix(".out"), script.with_suffix(".err")
+        if self.process is None:
+            done = subprocess.run(
+                [sys.executable, str(script)],
+                capture_output=True,
+                text=True,
+                cwd=cwd,
+                env=self.env,
+                timeout=TIMEOUT,
+            )
+            return Done(done.returncode, done.stdout, done.stderr)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        job = {
+            "script": str(script),
+            "cwd": str(cwd),
+            "stdout": str(out),
+            "stderr": str(err),
+            "timeout": TIMEOUT,
+        }
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        returncode = json.loads(self.process.stdout.readline())
+        return Done(returncode, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8"))
+
+    def close(self) -> None:
+        if self.process is not None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[Runner]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHWARM_STREAM")}
+    # A program that tried a real provider would fail on the missing key rather than wait on the network.
+    env.update({"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "PYTHONDONTWRITEBYTECODE": "1"})
+    started = Runner(env)
+    yield started
+    started.close()
+
+
 @pytest.mark.parametrize(
     "block", [b for b in ALL_BLOCKS if b.kind in {"run", "continues"}], ids=lambda b: b.name
 )
-def test_program_runs_offline(block: Block, tmp_path: Path) -> None:
+def test_program_runs_offline(block: Block, runner: Runner, tmp_path: Path) -> None:
     script = tmp_path / "snippet.py"
     script.write_text(program(block), encoding="utf-8")
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHWARM_STREAM")}
-    # A program that tried a real provider would fail on the missing key rather than wait on the network.
-    env.update({"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "PYTHONDONTWRITEBYTECODE": "1"})
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        env=env,
-        timeout=TIMEOUT,
-    )
+    done = runner.run(script, workdir)
     assert done.returncode == 0, f"{block.name} failed:\n{done.stdout}\n{done.stderr}"
     assert list(workdir.iterdir()) == [], f"{block.name} left files in the working directory"
     if block.output is not None:
