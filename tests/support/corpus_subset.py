@@ -51,6 +51,9 @@ FILES: dict[str, str] = {
     f"{_PAI}test_openrouter/test_openrouter_web_search_annotations_stream.yaml.response0.sse": (
         "list delta without index (the SDK's accumulator raises)"
     ),
+    f"{_PAI}test_mistral/test_mistral_model_thinking_part_iter.yaml.response0.sse": (
+        "Mistral: `content` as a list of text and thinking parts"
+    ),
     f"{_PAI}test_openai/test_openai_moderation_stream.yaml.response0.sse": (
         "a trailing `usage: null` after the usage chunk"
     ),
