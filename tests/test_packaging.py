@@ -131,11 +131,6 @@ def test_a_missing_extra_is_missing_dependency_with_the_install_hint(
     assert repr(module) in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs schwarm_stream/cli/__init__.py to turn a missing click into MissingDependency "
-    "(pip install 'schwarm-stream[cli]') -- see the H3a report",
-)
 def test_the_cli_without_click_says_which_extra_to_install() -> None:
     result = _run(
         """
@@ -151,11 +146,6 @@ def test_the_cli_without_click_says_which_extra_to_install() -> None:
     assert "pip install 'schwarm-stream[cli]'" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs schwarm_stream/__main__.py to report a missing extra in one line, exit 2 "
-    "(and [project.scripts] pointing at it) -- see the H3a report",
-)
 def test_the_command_without_click_prints_the_hint_not_a_traceback() -> None:
     result = _run(
         """

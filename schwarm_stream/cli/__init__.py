@@ -14,7 +14,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import click
+try:
+    import click
+except ImportError as exc:  # the command line is an extra
+    from .._errors import MissingDependency
+
+    raise MissingDependency(
+        "the schwarm-stream command needs the 'click' package: pip install 'schwarm-stream[cli]'"
+    ) from exc
 
 from .. import ConfigError, __version__
 from . import compare, completion, demo, plugins, replay, run

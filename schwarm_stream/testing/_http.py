@@ -24,7 +24,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import h11
+try:
+    import h11
+except ImportError as exc:  # the loopback server is an extra
+    from .._errors import MissingDependency
+
+    raise MissingDependency(
+        "the test server needs the 'h11' package: pip install 'schwarm-stream[testing]'"
+    ) from exc
 
 __all__ = [
     "Action",
