@@ -2,7 +2,7 @@
 
 One idea, two speeds. Every implementation is called the same way: a sync one
 directly, an ``async`` one awaited within ``timeouts.hook`` and interruptibly
-(:meth:`HookDelivery._await_hook`); whatever it raises goes to one place,
+(:meth:`HookDelivery._await_hook`, bounded by ``stream.hook_limit``); whatever it raises goes to one place,
 :meth:`HookDelivery._plugin_failed` (a :class:`StreamError` fails the stream on
 purpose; anything else is a :class:`PluginError` under the plugin policy).
 Delivering an event to consumers stamps it once (:meth:`HookDelivery._stamp`:
@@ -84,8 +84,10 @@ class HookDelivery(Control):
             **{hook: table.fns(hook) for hook in HOOK_OF.values()},
         }
         self._deliver_sync_ok = all(table.all_sync(h) for h in ("stream_event", *HOOK_OF.values()))
-        # the async hook limit (timeouts.hook); see _await_hook
-        self._hook_limit: float | None = getattr(config.timeouts, "hook", None)
+        #: seconds one ``async`` hook call may run before it fails as a PluginError (``None``:
+        #: unbounded); a plugin sets it, first thing in stream_start (the built-in ``timeouts``,
+        #: from ``[timeouts] hook``); the core enforces it (see _await_hook)
+        self.hook_limit: float | None = None
         self._hook_timer: asyncio.TimerHandle | None = None
         self._hook_since = 0.0
         self._building_complete = False
@@ -155,7 +157,7 @@ class HookDelivery(Control):
         self._task = asyncio.current_task()
         self.running_hook = impl  # the timeouts watchdog reports a slow one by name
         waiting, self.waiting = self.waiting, "hook"
-        limit = self._hook_limit
+        limit = self.hook_limit
         if limit is not None:
             loop = asyncio.get_running_loop()
             self._hook_since = now = loop.time()
@@ -185,7 +187,7 @@ class HookDelivery(Control):
     def _hook_due(self) -> None:
         """The per-stream hook timer: cancel the running hook call if it is over ``timeouts.hook``."""
         self._hook_timer = None
-        limit = self._hook_limit
+        limit = self.hook_limit
         if self.running_hook is None or limit is None:
             return
         loop = asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, p
 from typing import Any
 
 import pluggy
+from pydantic import BaseModel
 
 from . import hookspecs
 from ._errors import ConfigError, PluginError, PluginLoadError
@@ -56,6 +57,28 @@ BUILTIN_PLUGINS: dict[str, str] = {
 #: Built-ins that cannot be disabled (only replaced by registering another
 #: plugin under the same name).
 ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"accumulate"})
+
+
+_BUILTIN_SCHEMAS: dict[str, type[BaseModel]] | None = None
+
+
+def builtin_config_schemas() -> dict[str, type[BaseModel]]:
+    """The config sections the built-in plugins declare through ``stream_config_schema`` (asked once).
+
+    The built-ins are part of the package, so their sections are validated with
+    the :class:`~schwarm_stream.Config` itself (``config.retry``), also when a
+    built-in is disabled or replaced, as before they were plugins.
+    """
+    global _BUILTIN_SCHEMAS
+    if _BUILTIN_SCHEMAS is None:
+        found: dict[str, type[BaseModel]] = {}
+        for modname in BUILTIN_PLUGINS.values():
+            declare = getattr(importlib.import_module(modname), "stream_config_schema", None)
+            declared = declare() if callable(declare) else None
+            for section, model in (declared or {}).items():
+                found.setdefault(section, model)
+        _BUILTIN_SCHEMAS = found
+    return _BUILTIN_SCHEMAS
 
 
 #: Values of :attr:`PluginInfo.status`.
@@ -221,16 +244,36 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    infos: list[PluginInfo] = []
+    named = _named(plugins)
+    replaced = {n for n, _ in named if n in BUILTIN_PLUGINS}
+    blocked = _block(pm, disable, replaced)
+    infos = _register_builtins(pm, replaced)
+    ep_infos, ep_names = _register_entry_points(
+        pm, set(enable), autoload=autoload and not autoload_disabled(), load_errors=load_errors
+    )
+    infos += ep_infos
+    infos += _register_given(pm, named)
+    _warn_unknown_blocked(blocked, set(BUILTIN_PLUGINS) | ep_names | {i.name for i in infos})
+    for info in infos:
+        plugin = pm.get_plugin(info.name) if info.enabled else None
+        if plugin is not None:
+            info.hooks = sorted(c.name for c in (pm.get_hookcallers(plugin) or []))
+    return pm, infos
 
+
+def _named(plugins: Iterable[Any]) -> list[tuple[str | None, Any]]:
+    """The caller's plugins as ``(name or None, plugin)``."""
     named: list[tuple[str | None, Any]] = []
     for p in plugins:
         if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str):
             named.append((p[0], p[1]))
         else:
             named.append((None, p))
-    replaced = {n for n, _ in named if n in BUILTIN_PLUGINS}
+    return named
 
+
+def _block(pm: pluggy.PluginManager, disable: Iterable[str], replaced: set[str]) -> set[str]:
+    """Phase 0: block the disabled names (config and environment); an essential built-in cannot be."""
     blocked = set(disable) | set(env_disabled())
     for name in sorted(blocked & ESSENTIAL_PLUGINS - replaced):
         raise ConfigError(
@@ -240,8 +283,12 @@ def make_plugin_manager(
         )
     for name in blocked:
         pm.set_blocked(name)
+    return blocked
 
-    # 1. built-ins
+
+def _register_builtins(pm: pluggy.PluginManager, replaced: set[str]) -> list[PluginInfo]:
+    """Phase 1: the built-in plugins, unless blocked or replaced."""
+    infos: list[PluginInfo] = []
     for name, modname in BUILTIN_PLUGINS.items():
         info = PluginInfo(name=name, builtin=True, module=modname, distribution="schwarm-stream")
         info.version = _own_version()
@@ -252,11 +299,14 @@ def make_plugin_manager(
         else:
             pm.register(importlib.import_module(modname), name=name)
         infos.append(info)
+    return infos
 
-    # 2. entry points
-    explicit = set(enable)
-    if autoload and autoload_disabled():
-        autoload = False
+
+def _register_entry_points(
+    pm: pluggy.PluginManager, explicit: set[str], *, autoload: bool, load_errors: str
+) -> tuple[list[PluginInfo], set[str]]:
+    """Phase 2: the installed entry points (all with autoload, else those in ``explicit``)."""
+    infos: list[PluginInfo] = []
     eps = iter_entry_points()
     for ep in eps:
         dist = ep.dist.name if ep.dist is not None else None
@@ -265,37 +315,16 @@ def make_plugin_manager(
         infos.append(info)
         if pm.is_blocked(ep.name):
             info.status = "blocked"
-            continue
-        if not autoload and ep.name not in explicit:
+        elif not autoload and ep.name not in explicit:
             info.status = "not loaded"
-            continue
-        try:
-            if ep.name in BUILTIN_PLUGINS:
-                raise PluginLoadError(
-                    f"entry point {ep.name!r} of distribution {dist!r} has the name of a built-in plugin. "
-                    f"Hint: rename the entry point; to replace the built-in, register the plugin "
-                    f"yourself: Pipeline([({ep.name!r}, plugin)])",
-                    entry_point=ep.name,
-                    distribution=dist,
-                )
-            obj = load_entry_point(ep)
+        else:
             try:
-                pm.register(obj, name=ep.name)
-                _check_hook_names(pm, obj, ep.name)
-            except Exception as exc:  # pluggy validation: unknown hook or argument, duplicate object
-                if pm.is_registered(obj):
-                    pm.unregister(obj)
-                raise PluginLoadError(
-                    f"entry point {ep.name!r} ({ep.value}) of distribution {dist!r} is not a valid "
-                    f"plugin: {exc}",
-                    entry_point=ep.name,
-                    distribution=dist,
-                ) from exc
-        except PluginLoadError as exc:
-            info.status, info.error = "failed", str(exc)
-            if load_errors == "raise":
-                raise
-            log.warning("%s", exc)
+                _register_entry_point(pm, ep, dist)
+            except PluginLoadError as exc:
+                info.status, info.error = "failed", str(exc)
+                if load_errors == "raise":
+                    raise
+                log.warning("%s", exc)
     ep_names = {ep.name for ep in eps}
     missing = sorted(explicit - ep_names)
     if missing:  # asked for by name: a misspelt or uninstalled plugin is a mistake, not a preference
@@ -305,8 +334,36 @@ def make_plugin_manager(
             f"(no entry point of that name in group {ENTRY_POINT_GROUP!r}; installed: {installed})",
             key="plugins.enable",
         )
+    return infos, ep_names
 
-    # 3. the caller's plugins
+
+def _register_entry_point(pm: pluggy.PluginManager, ep: EntryPoint, dist: str | None) -> None:
+    """Load and register one entry point; any failure is a :class:`PluginLoadError`."""
+    if ep.name in BUILTIN_PLUGINS:
+        raise PluginLoadError(
+            f"entry point {ep.name!r} of distribution {dist!r} has the name of a built-in plugin. "
+            f"Hint: rename the entry point; to replace the built-in, register the plugin "
+            f"yourself: Pipeline([({ep.name!r}, plugin)])",
+            entry_point=ep.name,
+            distribution=dist,
+        )
+    obj = load_entry_point(ep)
+    try:
+        pm.register(obj, name=ep.name)
+        _check_hook_names(pm, obj, ep.name)
+    except Exception as exc:  # pluggy validation: unknown hook or argument, duplicate object
+        if pm.is_registered(obj):
+            pm.unregister(obj)
+        raise PluginLoadError(
+            f"entry point {ep.name!r} ({ep.value}) of distribution {dist!r} is not a valid plugin: {exc}",
+            entry_point=ep.name,
+            distribution=dist,
+        ) from exc
+
+
+def _register_given(pm: pluggy.PluginManager, named: list[tuple[str | None, Any]]) -> list[PluginInfo]:
+    """Phase 3: the caller's plugins (registered last, so called first)."""
+    infos: list[PluginInfo] = []
     for name, obj in named:
         dist, ver = _distribution_of(obj)
         info = PluginInfo(
@@ -325,20 +382,16 @@ def make_plugin_manager(
             _check_hook_names(pm, obj, name or _module_of(obj) or registered)
         except pluggy.PluginValidationError as exc:
             raise PluginError(str(exc), plugin_name=registered, hook_name="<register>") from None
+    return infos
 
-    known = set(BUILTIN_PLUGINS) | ep_names | {i.name for i in infos}
+
+def _warn_unknown_blocked(blocked: set[str], known: set[str]) -> None:
     for name in sorted(blocked - known):
         log.warning(
             "plugin %r named in [plugins] disable / %s matches no built-in or installed plugin",
             name,
             DISABLE_ENV,
         )
-
-    for info in infos:
-        plugin = pm.get_plugin(info.name) if info.enabled else None
-        if plugin is not None:
-            info.hooks = sorted(c.name for c in (pm.get_hookcallers(plugin) or []))
-    return pm, infos
 
 
 def _check_hook_names(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:

@@ -14,13 +14,14 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 from pydantic import BaseModel, ValidationError
 
 from ._dispatch import HookTable
 from ._errors import ConfigError, PluginError
+from ._hooks import PipelineHooks
 from ._manager import BUILTIN_PLUGINS, PluginInfo, make_plugin_manager
 from ._stream import Stream
 from .config import Config, format_validation_error
@@ -41,7 +42,7 @@ def coerce_config(config: ConfigLike) -> Config:
         return config
     if isinstance(config, (str, os.PathLike)):
         return Config.from_toml(Path(config), env=True)
-    return Config.from_dict(config)
+    return Config.from_dict(cast(Mapping[str, Any], config))
 
 
 class Pipeline:
@@ -94,9 +95,7 @@ class Pipeline:
             # The same path as a plugin present at build time: its config
             # section is validated, then it is configured.
             self.config = self._validate_sections(pm, self.config)
-            for impl in pm.hook.stream_configure.get_hookimpls():
-                if impl.plugin is plugin:
-                    impl.function(config=self.config)
+            PipelineHooks(pm).configure_plugin(plugin, self.config)
         except BaseException:
             pm.unregister(plugin)
             raise
@@ -164,7 +163,7 @@ class Pipeline:
             )
             self._pm, self._infos = pm, infos
             self.config = self._validate_sections(pm, self.config, self._plugins)
-            pm.hook.stream_configure(config=self.config)
+            PipelineHooks(pm).configure(self.config)
             self._table = table = HookTable(pm)
             return pm, table
 
@@ -174,25 +173,20 @@ class Pipeline:
     @staticmethod
     def _validate_sections(pm: pluggy.PluginManager, config: Config, plugins: Iterable[Any] = ()) -> Config:
         schemas: dict[str, tuple[str, type[BaseModel]]] = {}
-        for impl in pm.hook.stream_config_schema.get_hookimpls():
-            if inspect.iscoroutinefunction(impl.function):
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r}: stream_config_schema must be a plain def "
-                    "(the schema is needed before any event loop runs)",
-                    plugin_name=impl.plugin_name,
-                    hook_name="stream_config_schema",
-                )
-            result: Any = impl.function()
-            for section, model in (result or {}).items():
+        for plugin_name, declared in PipelineHooks(pm).config_schemas():
+            for section, model in declared.items():
                 if section in schemas:
                     other = schemas[section][0]
                     raise ConfigError(
-                        f"config section {section!r} is claimed by plugins {other!r} and {impl.plugin_name!r}"
+                        f"config section {section!r} is claimed by plugins {other!r} and {plugin_name!r}"
                     )
-                schemas[section] = (impl.plugin_name, model)
+                schemas[section] = (plugin_name, model)
+        builtin = set(Config.known_sections())  # validated with the config already
         validated: dict[str, BaseModel] = {}
         raw = config.plugin_sections()
         for section, (plugin, model) in schemas.items():
+            if section in builtin:
+                continue
             try:
                 validated[section] = model.model_validate(raw.get(section, {}))
             except ValidationError as exc:
@@ -208,7 +202,7 @@ class Pipeline:
             )
             unknown.remove(section)
         if unknown:
-            known = sorted([*Config.model_fields, *schemas])
+            known = sorted({*builtin, *schemas})
             raise ConfigError(
                 f"unknown config section(s) {', '.join(map(repr, unknown))}; known sections: {', '.join(known)}",
                 key=unknown[0],

@@ -71,7 +71,8 @@ class StreamStats:
     dropped_events: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        """The fields as a dict (for JSON)."""
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 class Stream(AttemptLoop):

@@ -45,19 +45,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = [
-    "Config",
-    "LimitsConfig",
-    "PluginsConfig",
-    "RecoveryConfig",
-    "RetryConfig",
-    "TimeoutsConfig",
-]
+__all__ = ["Config", "ConfigSection", "PluginsConfig", "comma_list", "format_validation_error"]
 
 ENV_PREFIX = "SCHWARM_STREAM__"
 
 
-def _comma_list(value: Any) -> Any:
+def comma_list(value: Any) -> Any:
     """A list setting given as one string: ``a,b`` (or a JSON list ``["a","b"]``) becomes a list.
 
     Environment variables are strings; a plain name must not need JSON quoting.
@@ -73,113 +66,19 @@ def _comma_list(value: Any) -> Any:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _strategies(value: Any) -> Any:
-    """``"resume,restart"`` is the list ``["resume", "restart"]``; one name stays one strategy."""
-    if isinstance(value, str) and ("," in value or value.strip().startswith("[")):
-        return _comma_list(value)
-    return value
+class ConfigSection(BaseModel):
+    """Base of a config section model: unknown keys are errors, values are frozen."""
 
-
-class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RetryConfig(_Section):
-    """Retrying the *opening* of a stream, before any content was delivered."""
-
-    attempts: int = Field(
-        4, ge=1, le=50, description="total attempts to open a stream before content arrives"
-    )
-    initial_wait: float = Field(0.5, ge=0, description="seconds before the first retry")
-    max_wait: float = Field(8.0, ge=0, description="cap on the exponential backoff, seconds")
-    jitter: float = Field(0.25, ge=0, le=1, description="fraction of the wait removed at random")
-    max_retry_after: float = Field(
-        60.0, ge=0, description="cap on an honoured Retry-After; longer means give up"
-    )
-    deadline: float | None = Field(
-        120.0, gt=0, description="total seconds for all attempts; None: no deadline"
-    )
-    budget_ratio: float = Field(
-        0.2,
-        ge=0,
-        description="per-provider retry budget: tokens given back per completed stream (a retry takes one)",
-    )
-    budget_min: int = Field(
-        10,
-        ge=0,
-        description="size of the per-provider token bucket (retries in a burst); 0 turns the budget off",
-    )
-
-
-Strategy = Literal["restart", "continue", "fallback", "resume", "partial", "raise"]
-ErrorClass = Literal[
-    "incomplete", "timeout", "transport", "provider", "protocol", "invalid_tool_arguments", "limit", "other"
-]
-
-
-class RecoveryConfig(_Section):
-    """What to do when a stream breaks after content was delivered (the commit point).
-
-    A strategy, or a list of them (the first one applicable wins, e.g.
-    ``["resume", "restart"]``). The default ``raise`` never shows a consumer
-    anything it has to take back; ``restart`` needs consumers that honour
-    :class:`~schwarm_stream.Reset` events.
-    """
-
-    mid_stream: Annotated[Strategy | list[Strategy], BeforeValidator(_strategies)] = Field(
-        "raise", description="strategy for retryable failures after the commit point"
-    )
-    max_recoveries: int = Field(2, ge=0, le=20, description="recoveries per stream after the commit point")
-    on_incomplete: Annotated[Strategy | list[Strategy] | None, BeforeValidator(_strategies)] = Field(
-        None, description="strategy for a clean end without terminator; default: mid_stream"
-    )
-    on_error: dict[ErrorClass, Strategy | list[Strategy]] = Field(
-        default_factory=dict,
-        description="strategy per error class; also recovers classes that are not retryable",
-    )
-    replay_tool_calls: bool = Field(
-        False, description="allow restart/fallback/continue after a tool call was delivered whole"
-    )
-    fallback_before_commit: Literal["retryable", "any", "never"] = Field(
-        "retryable",
-        description="use with_fallbacks() sources before content when retries are used up: for "
-        "retryable errors, for any error (also 400/401/...), or never",
-    )
-
-
-class TimeoutsConfig(_Section):
-    """Timeouts we enforce ourselves (the SDKs' read timeout is 600 s and pings reset it)."""
-
-    first_chunk: float | None = Field(
-        30.0, gt=0, description="seconds from opening to the first content event"
-    )
-    idle: float | None = Field(15.0, gt=0, description="seconds allowed between provider events")
-    total: float | None = Field(600.0, gt=0, description="seconds for the whole logical stream")
-    slow_hook: float | None = Field(
-        5.0, gt=0, description="warn (once per plugin and hook) when an async hook runs longer than this"
-    )
-    hook: float | None = Field(
-        30.0,
-        gt=0,
-        description="an async hook call running longer than this fails as a PluginError (plugin policy)",
-    )
-
-
-class LimitsConfig(_Section):
-    """Byte caps that keep a hostile or broken provider from exhausting memory."""
-
-    max_event_bytes: int = Field(1 << 20, gt=0, description="largest single text or argument fragment")
-    max_tool_arguments_bytes: int = Field(4 << 20, gt=0, description="largest arguments of one tool call")
-    max_message_bytes: int = Field(16 << 20, gt=0, description="largest whole message (text+reasoning+args)")
-
-
-class PluginsConfig(_Section):
+class PluginsConfig(ConfigSection):
     """Which plugins take part, and what happens when one fails."""
 
-    enable: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
+    enable: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = Field(
         default_factory=list, description="entry-point plugins loaded even without autoload"
     )
-    disable: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
+    disable: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = Field(
         default_factory=list, description="plugin names to block (built-in or entry point)"
     )
     autoload: bool = Field(
@@ -204,13 +103,31 @@ class Config(BaseSettings):
         case_sensitive=False,
     )
 
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
-    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    plugins: PluginsConfig = Field(default_factory=lambda: PluginsConfig.model_validate({}))
 
+    #: the built-in plugins' sections, validated with the config (see __init__)
+    _builtin_sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
     _plugin_sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        if values.get("_env_prefix", ENV_PREFIX) == ENV_PREFIX:
+            # pydantic-settings reads the environment for declared fields only; the
+            # built-in sections come from it the same way (explicit values win)
+            values = _with_plugin_env(type(self), values, only=set(_builtin_schemas()))
+        super().__init__(**values)
+        # The built-in plugins declare their sections (retry, recovery, timeouts, limits)
+        # through stream_config_schema like any plugin; they are part of the package, so
+        # they are validated here, at once, with the same messages as a core field.
+        self._builtin_sections = _builtin_sections(self.model_extra or {})
+
+    def __getattr__(self, name: str) -> Any:
+        # config.retry, config.timeouts, ...: a built-in plugin's validated section
+        if not name.startswith("_"):
+            private = self.__pydantic_private__
+            sections = private.get("_builtin_sections") if private else None
+            if sections and name in sections:
+                return sections[name]
+        return super().__getattr__(name)  # type: ignore[misc]  # pydantic's: private attrs, extras
 
     @model_validator(mode="after")
     def _plugin_sections_are_tables(self) -> Config:
@@ -249,16 +166,23 @@ class Config(BaseSettings):
     # -- access -----------------------------------------------------------
 
     def section(self, name: str) -> Any:
-        """A section by name: a built-in section model, or a plugin's section (validated model or raw dict)."""
+        """A section by name: a core or built-in section model, or a plugin's (validated model or raw dict)."""
         if name in type(self).model_fields:
             return getattr(self, name)
+        if name in self._builtin_sections:
+            return self._builtin_sections[name]
         if name in self._plugin_sections:
             return self._plugin_sections[name]
         return (self.model_extra or {}).get(name, {})
 
     def plugin_sections(self) -> dict[str, Mapping[str, Any]]:
-        """Sections not known to the core, by name (they belong to plugins)."""
-        return dict(self.model_extra or {})
+        """Sections not validated with the config, by name (they belong to plugins that are not built in)."""
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in self._builtin_sections}
+
+    @classmethod
+    def known_sections(cls) -> list[str]:
+        """The sections validated with the config: the core's and the built-in plugins'."""
+        return sorted([*cls.model_fields, *_builtin_schemas()])
 
     def with_plugin_sections(self, validated: dict[str, BaseModel]) -> Config:
         """A copy carrying the plugin sections validated against their schemas."""
@@ -278,7 +202,9 @@ def _validated(cls: type[Config], data: dict[str, Any], *, env: bool) -> Config:
         raise ConfigError(f"invalid configuration from the environment: {exc}") from None
 
 
-def _with_plugin_env(cls: type[Config], data: dict[str, Any]) -> dict[str, Any]:
+def _with_plugin_env(
+    cls: type[Config], data: dict[str, Any], *, only: set[str] | None = None
+) -> dict[str, Any]:
     """Add plugin sections from ``SCHWARM_STREAM__SECTION__KEY`` variables.
 
     pydantic-settings only reads the environment for declared fields; plugin
@@ -290,7 +216,9 @@ def _with_plugin_env(cls: type[Config], data: dict[str, Any]) -> dict[str, Any]:
         if not name.upper().startswith(ENV_PREFIX):
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
-        if len(path) < 2 or path[0] in cls.model_fields:
+        if len(path) < 2 or path[0] in cls.model_fields:  # pydantic-settings reads the core's own
+            continue
+        if only is not None and path[0] not in only:
             continue
         parsed: Any = value
         if value[:1] in "[{":
@@ -307,10 +235,13 @@ def _with_plugin_env(cls: type[Config], data: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_NO_ENV = "\0schwarm-no-env\0"
+
+
 def _no_env(cls: type[Config], data: dict[str, Any]) -> Config:
     # BaseSettings reads the environment in __init__; _env_prefix trick: an
     # unlikely prefix means "no environment" for a plain from_dict().
-    return cls(_env_prefix="\0schwarm-no-env\0", **data)  # type: ignore[call-arg]
+    return cls(_env_prefix=_NO_ENV, **data)
 
 
 def _loc_key(loc: tuple[Any, ...]) -> str:
@@ -321,6 +252,27 @@ def _loc_key(loc: tuple[Any, ...]) -> str:
 def _first_key(exc: ValidationError) -> str | None:
     errors = exc.errors()
     return _loc_key(errors[0]["loc"]) if errors else None
+
+
+def _builtin_schemas() -> dict[str, type[BaseModel]]:
+    """The sections the built-in plugins declare (asked through their ``stream_config_schema``)."""
+    from ._manager import builtin_config_schemas
+
+    return builtin_config_schemas()
+
+
+def _builtin_sections(raw: Mapping[str, Any]) -> dict[str, BaseModel]:
+    """Validate the built-in plugins' sections of ``raw``; errors name ``section.key`` as a field's would."""
+    out: dict[str, BaseModel] = {}
+    errors: list[Any] = []
+    for name, model in _builtin_schemas().items():
+        try:
+            out[name] = model.model_validate(raw.get(name, {}))
+        except ValidationError as exc:
+            errors.extend({**e, "loc": (name, *e["loc"])} for e in exc.errors())
+    if errors:
+        raise ValidationError.from_exception_data("Config", errors)
+    return out
 
 
 def format_validation_error(exc: ValidationError, *, prefix: str = "") -> str:

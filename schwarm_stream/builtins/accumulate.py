@@ -27,17 +27,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, Field
+
 from .._errors import LimitExceeded
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from .._message import ContentBlock, Message, TokenUsage, ToolCall, parse_arguments
 from .._stash import StashKey
 from .._stream import TOOL_CALLS
+from ..config import ConfigSection
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .._stream import Attempt, Stream
 
-__all__ = ["ToolCallState", "choices", "tool_call_state"]
+__all__ = ["LimitsConfig", "ToolCallState", "choices", "tool_call_state"]
+
+
+class LimitsConfig(ConfigSection):
+    """Byte caps that keep a hostile or broken provider from exhausting memory."""
+
+    max_event_bytes: int = Field(1 << 20, gt=0, description="largest single text or argument fragment")
+    max_tool_arguments_bytes: int = Field(4 << 20, gt=0, description="largest arguments of one tool call")
+    max_message_bytes: int = Field(16 << 20, gt=0, description="largest whole message (text+reasoning+args)")
 
 
 class ToolCallState:
@@ -140,8 +151,13 @@ def _choice(state: _State, index: int) -> _Choice:
 # -- hooks -------------------------------------------------------------------
 
 
+@hookimpl
+def stream_config_schema() -> dict[str, type[BaseModel]]:
+    return {"limits": LimitsConfig}
+
+
 def _fresh(stream: Stream) -> None:
-    state = stream.stash[STATE] = _State(stream.config.limits)
+    state = stream.stash[STATE] = _State(stream.config.section("limits"))
     # what stream.tool_call(index) reads: the core asks the stash, not this module
     stream.stash[TOOL_CALLS] = state.main.tools
 
@@ -177,7 +193,9 @@ def stream_receive(stream: Stream, event: Event) -> None:
     elif tp is ToolCallDelta:
         _tool_delta(state, event, stream)  # type: ignore[arg-type]
     elif tp is Usage:
-        u = state.usage if state.usage is not None else {"input_tokens": None, "output_tokens": None}
+        u: dict[str, int | None] = (
+            state.usage if state.usage is not None else {"input_tokens": None, "output_tokens": None}
+        )
         if event.input_tokens is not None:  # type: ignore[union-attr]
             u["input_tokens"] = event.input_tokens  # type: ignore[union-attr]
         if event.output_tokens is not None:  # type: ignore[union-attr]

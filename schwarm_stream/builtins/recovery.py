@@ -43,7 +43,9 @@ to the next source of :func:`with_fallbacks` (``fallback_before_commit``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+
+from pydantic import BaseModel, BeforeValidator, Field
 
 from .._errors import (
     InvalidToolArguments,
@@ -57,7 +59,8 @@ from .._errors import (
     TransportError,
 )
 from .._stash import StashKey
-from ..decisions import BACKOFF, Recovery, not_retryable_reason
+from ..config import ConfigSection, comma_list
+from ..decisions import BACKOFF, Action, Recovery, not_retryable_reason
 from ..hookspecs import hookimpl
 from ..sources import Source
 
@@ -66,7 +69,50 @@ if TYPE_CHECKING:
     from .._message import Message, ToolCall
     from .._stream import Attempt, Stream
 
-__all__ = ["FallbackSource", "error_class", "final_tool_calls", "with_fallbacks"]
+__all__ = ["FallbackSource", "RecoveryConfig", "error_class", "final_tool_calls", "with_fallbacks"]
+
+
+def _strategy_list(value: Any) -> Any:
+    """``"resume,restart"`` is the list ``["resume", "restart"]``; one name stays one strategy."""
+    if isinstance(value, str) and ("," in value or value.strip().startswith("[")):
+        return comma_list(value)
+    return value
+
+
+Strategy = Literal["restart", "continue", "fallback", "resume", "partial", "raise"]
+ErrorClass = Literal[
+    "incomplete", "timeout", "transport", "provider", "protocol", "invalid_tool_arguments", "limit", "other"
+]
+
+
+class RecoveryConfig(ConfigSection):
+    """What to do when a stream breaks after content was delivered (the commit point).
+
+    A strategy, or a list of them (the first one applicable wins, e.g.
+    ``["resume", "restart"]``). The default ``raise`` never shows a consumer
+    anything it has to take back; ``restart`` needs consumers that honour
+    :class:`~schwarm_stream.Reset` events.
+    """
+
+    mid_stream: Annotated[Strategy | list[Strategy], BeforeValidator(_strategy_list)] = Field(
+        "raise", description="strategy for retryable failures after the commit point"
+    )
+    max_recoveries: int = Field(2, ge=0, le=20, description="recoveries per stream after the commit point")
+    on_incomplete: Annotated[Strategy | list[Strategy] | None, BeforeValidator(_strategy_list)] = Field(
+        None, description="strategy for a clean end without terminator; default: mid_stream"
+    )
+    on_error: dict[ErrorClass, Strategy | list[Strategy]] = Field(
+        default_factory=dict,
+        description="strategy per error class; also recovers classes that are not retryable",
+    )
+    replay_tool_calls: bool = Field(
+        False, description="allow restart/fallback/continue after a tool call was delivered whole"
+    )
+    fallback_before_commit: Literal["retryable", "any", "never"] = Field(
+        "retryable",
+        description="use with_fallbacks() sources before content when retries are used up: for "
+        "retryable errors, for any error (also 400/401/...), or never",
+    )
 
 
 class FallbackSource(Source):
@@ -190,7 +236,7 @@ def _next_fallback(stream: Stream, st: _State) -> Source | None:
 
 def _strategies(stream: Stream, error: StreamError) -> tuple[str, ...] | None:
     """The configured strategies for ``error``; ``None`` when the error class is not recovered."""
-    cfg = stream.config.recovery
+    cfg: RecoveryConfig = stream.config.section("recovery")
     cls = error_class(error)
     chosen = cfg.on_error.get(cls)  # type: ignore[call-overload]
     if chosen is None and cls == "incomplete" and cfg.on_incomplete is not None:
@@ -205,11 +251,16 @@ def _strategies(stream: Stream, error: StreamError) -> tuple[str, ...] | None:
 # -- hooks -------------------------------------------------------------------------------------
 
 
+@hookimpl
+def stream_config_schema() -> dict[str, type[BaseModel]]:
+    return {"recovery": RecoveryConfig}
+
+
 @hookimpl(trylast=True)
 def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
     if isinstance(error, StreamCancelled):
         return "raise"
-    cfg = stream.config.recovery
+    cfg: RecoveryConfig = stream.config.section("recovery")
     st = _state(stream)
     if not stream.committed:
         # The retry plugin declined (not retryable, attempts, deadline or budget used up).
@@ -256,5 +307,5 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
         if nxt is not None:
             st.fallback_index += 1
             return Recovery("fallback", source=nxt, delay=delay, reason=str(error))
-        return Recovery(strategy, delay=delay, reason=str(error))  # type: ignore[arg-type]
+        return Recovery(cast(Action, strategy), delay=delay, reason=str(error))
     return "raise"

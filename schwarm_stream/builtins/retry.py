@@ -48,21 +48,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import tenacity
+from pydantic import BaseModel, Field
 from tenacity.wait import wait_base
 
 from .._errors import ProviderError, StreamError
 from .._stash import StashKey
+from ..config import ConfigSection
 from ..decisions import BACKOFF, NEVER_RETRIED, Recovery, not_retryable_reason
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .._message import Message
     from .._stream import Attempt, Stream
-    from ..config import Config, RetryConfig
+    from ..config import Config
 
 __all__ = [
     "NEVER_RETRIED",
     "RetryBudget",
+    "RetryConfig",
     "TestingSwitch",
     "backoff_delay",
     "budget",
@@ -70,6 +73,33 @@ __all__ = [
     "policy",
     "testing_switch",
 ]
+
+
+class RetryConfig(ConfigSection):
+    """Retrying the *opening* of a stream, before any content was delivered."""
+
+    attempts: int = Field(
+        4, ge=1, le=50, description="total attempts to open a stream before content arrives"
+    )
+    initial_wait: float = Field(0.5, ge=0, description="seconds before the first retry")
+    max_wait: float = Field(8.0, ge=0, description="cap on the exponential backoff, seconds")
+    jitter: float = Field(0.25, ge=0, le=1, description="fraction of the wait removed at random")
+    max_retry_after: float = Field(
+        60.0, ge=0, description="cap on an honoured Retry-After; longer means give up"
+    )
+    deadline: float | None = Field(
+        120.0, gt=0, description="total seconds for all attempts; None: no deadline"
+    )
+    budget_ratio: float = Field(
+        0.2,
+        ge=0,
+        description="per-provider retry budget: tokens given back per completed stream (a retry takes one)",
+    )
+    budget_min: int = Field(
+        10,
+        ge=0,
+        description="size of the per-provider token bucket (retries in a burst); 0 turns the budget off",
+    )
 
 
 @dataclass(frozen=True)
@@ -156,7 +186,7 @@ _BUDGETS_LOCK = threading.Lock()
 
 def budget(config: Config, provider: str) -> RetryBudget | None:
     """The retry budget of ``provider`` in the pipeline owning ``config`` (``None``: budgets are off)."""
-    cfg = config.retry
+    cfg = config.section("retry")
     if cfg.budget_min <= 0:
         return None
     key = id(config)
@@ -193,7 +223,7 @@ DECLINED: StashKey[str] = StashKey()
 
 
 def _new_opening(stream: Stream) -> _Opening:
-    retrying = policy(stream.config.retry, attempts=testing_switch().attempts)
+    retrying = policy(stream.config.section("retry"), attempts=testing_switch().attempts)
     return _Opening(retrying, tenacity.RetryCallState(retrying, None, (), {}))
 
 
@@ -203,7 +233,7 @@ def backoff_delay(stream: Stream, error: StreamError, number: int) -> float | No
     ``None`` when the provider's Retry-After exceeds ``retry.max_retry_after``.
     Always ``0`` while the testing switch is on.
     """
-    cfg = stream.config.retry
+    cfg = stream.config.section("retry")
     after = error.retry_after if isinstance(error, ProviderError) else None
     if after is not None and after > cfg.max_retry_after:
         return None
@@ -224,6 +254,11 @@ def _decline(stream: Stream, error: StreamError, reason: str) -> None:
 
 
 # -- hooks ------------------------------------------------------------------------------------
+
+
+@hookimpl
+def stream_config_schema() -> dict[str, type[BaseModel]]:
+    return {"retry": RetryConfig}
 
 
 @hookimpl
@@ -250,7 +285,7 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | None:
     if not opening.retrying.retry(rs):
         _decline(stream, error, not_retryable_reason(error) or "not retryable")
         return None
-    cfg = stream.config.retry
+    cfg = stream.config.section("retry")
     after = error.retry_after if isinstance(error, ProviderError) else None
     if after is not None and after > cfg.max_retry_after:
         _decline(

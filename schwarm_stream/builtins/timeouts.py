@@ -40,17 +40,38 @@ import logging
 import weakref
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, Field
+
 from .._errors import StreamTimeout
 from .._stash import StashKey
+from ..config import ConfigSection
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .._stream import Attempt, Stream
-    from ..config import TimeoutsConfig
 
-__all__ = ["TICKS", "Watchdog"]
+__all__ = ["TICKS", "TimeoutsConfig", "Watchdog"]
 
 log = logging.getLogger("schwarm_stream")
+
+
+class TimeoutsConfig(ConfigSection):
+    """Timeouts we enforce ourselves (the SDKs' read timeout is 600 s and pings reset it)."""
+
+    first_chunk: float | None = Field(
+        30.0, gt=0, description="seconds from opening to the first content event"
+    )
+    idle: float | None = Field(15.0, gt=0, description="seconds allowed between provider events")
+    total: float | None = Field(600.0, gt=0, description="seconds for the whole logical stream")
+    slow_hook: float | None = Field(
+        5.0, gt=0, description="warn (once per plugin and hook) when an async hook runs longer than this"
+    )
+    hook: float | None = Field(
+        30.0,
+        gt=0,
+        description="an async hook call running longer than this fails as a PluginError (plugin policy)",
+    )
+
 
 #: Checks per timeout period: the precision of the idle and first-chunk timeouts.
 TICKS = 4
@@ -199,8 +220,14 @@ WATCHDOG: StashKey[Watchdog] = StashKey()
 
 
 @hookimpl
+def stream_config_schema() -> dict[str, type[BaseModel]]:
+    return {"timeouts": TimeoutsConfig}
+
+
+@hookimpl(tryfirst=True)  # first: the hook limit applies to the other plugins' stream_start
 def stream_start(stream: Stream) -> None:
-    cfg = stream.config.timeouts
+    cfg: TimeoutsConfig = stream.config.section("timeouts")
+    stream.hook_limit = cfg.hook  # enforced by the core (stream.hook_limit)
     if cfg.first_chunk is None and cfg.idle is None and cfg.total is None:
         return
     dog = Watchdog(stream, cfg, asyncio.get_running_loop())
