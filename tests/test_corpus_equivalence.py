@@ -3,7 +3,7 @@
 For each stream: the recorded body is served by :class:`ProviderServer`, the
 official client (``openai.AsyncOpenAI`` / ``anthropic.AsyncAnthropic``) opens it
 through our source, and our accumulated message is compared with what the
-SDK's *own* accumulator makes of the same bytes (``testing.oracle``).
+SDK's *own* accumulator makes of the same bytes (``tests/support/oracle.py``).
 
 Where the SDK rejects a stream, or gets it wrong, the test states what we do
 instead (see ``DIVERGENCES``).

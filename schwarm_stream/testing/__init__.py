@@ -22,25 +22,9 @@ Importing this package imports neither pytest nor an SDK.
 
 from __future__ import annotations
 
-from .pipeline import StagedPipeline
-from .recorder import HookCall, HookRecorder
-from .scripted import Fail, ScriptedSource, ScriptItem, Stall, Truncate, scripted, tool_call_deltas
-from .server import (
-    ROUTES,
-    Action,
-    Drip,
-    JSONReply,
-    OfflineProvider,
-    ProviderServer,
-    RawReply,
-    RecordedRequest,
-    Reply,
-    Responder,
-    Sleep,
-    SlowHeaders,
-    Split,
-    SSEReply,
-    ThreadedProviderServer,
+from typing import TYPE_CHECKING, Any
+
+from ._wire import (
     anthropic_error_event,
     anthropic_events,
     chunk_text,
@@ -51,7 +35,67 @@ from .server import (
     responses_events,
     sse,
 )
-from .server import Stall as ServerStall
+from .pipeline import StagedPipeline
+from .recorder import HookCall, HookRecorder
+from .scripted import Fail, ScriptedSource, ScriptItem, Stall, Truncate, scripted, tool_call_deltas
+
+if TYPE_CHECKING:
+    from .server import (
+        ROUTES,
+        Action,
+        Drip,
+        JSONReply,
+        OfflineProvider,
+        ProviderServer,
+        RawReply,
+        RecordedRequest,
+        Reply,
+        Responder,
+        Sleep,
+        SlowHeaders,
+        Split,
+        SSEReply,
+        ThreadedProviderServer,
+    )
+    from .server import Stall as ServerStall
+
+# The loopback server needs h11 (the ``testing`` extra), so its names are imported on first use: the
+# scripted sources, the recorder and the pytest plugin (loaded for every pytest run) work without it.
+_FROM_SERVER = {
+    "ROUTES": "ROUTES",
+    "Action": "Action",
+    "Drip": "Drip",
+    "JSONReply": "JSONReply",
+    "OfflineProvider": "OfflineProvider",
+    "ProviderServer": "ProviderServer",
+    "RawReply": "RawReply",
+    "RecordedRequest": "RecordedRequest",
+    "Reply": "Reply",
+    "Responder": "Responder",
+    "SSEReply": "SSEReply",
+    "ServerStall": "Stall",
+    "Sleep": "Sleep",
+    "SlowHeaders": "SlowHeaders",
+    "Split": "Split",
+    "ThreadedProviderServer": "ThreadedProviderServer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a server name on first use (raises ``MissingDependency`` naming the extra without h11)."""
+    attr = _FROM_SERVER.get(name)
+    if attr is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import server
+
+    value = getattr(server, attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ROUTES",
