@@ -14,8 +14,12 @@
 Environment variables use the prefix ``SCHWARM_STREAM__`` and ``__`` between
 section and key: ``SCHWARM_STREAM__RETRY__ATTEMPTS=2``. Unknown keys and bad
 values are rejected with a :class:`~schwarm_stream.ConfigError` naming the key.
-Sections not declared here belong to plugins (``stream_config_schema``) and are
-validated when the pipeline is built.
+
+The core declares only ``[plugins]``. Every other section belongs to a plugin,
+which declares its model through ``stream_config_schema``: the built-in
+plugins' sections (``[retry]``, ``[recovery]``, ``[timeouts]``, ``[limits]``)
+are validated with the config itself (``config.retry``); the sections of other
+plugins when the pipeline is built.
 """
 
 from __future__ import annotations

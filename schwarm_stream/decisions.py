@@ -9,8 +9,9 @@ plugin that owns the waits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from ._errors import ProviderError, StreamCancelled, StreamError, StreamTimeout
 from ._stash import StashKey
@@ -84,10 +85,9 @@ def not_retryable_reason(error: BaseException) -> str | None:
     return None
 
 
-class Backoff(Protocol):
-    """The wait before try ``number`` (1-based) after ``error``; ``None``: the provider asked too long a wait."""
-
-    def __call__(self, stream: Stream, error: StreamError, number: int) -> float | None: ...
+#: ``backoff(stream, error, number)``: the wait before try ``number`` (1-based) after
+#: ``error``; ``None`` when the provider asked for a longer wait than allowed.
+Backoff = Callable[["Stream", StreamError, int], "float | None"]
 
 
 #: Where the plugin owning the waits (the ``retry`` built-in: ``[retry]`` backoff,

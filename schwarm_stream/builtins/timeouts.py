@@ -18,10 +18,12 @@ it: a stalled stream is noticed after ten minutes, or never. ``[timeouts]``:
     not a timeout: a warning naming a plugin whose ``async`` hook call runs
     longer than this.
 ``hook``
-    enforced by the core, not by this watchdog: one ``async`` hook call that has
-    not returned after this many seconds is cancelled and fails as a
-    ``PluginError`` under the plugin policy (``isolate``: warn and go on;
-    ``strict``: fail the stream). Sync hooks cannot be interrupted.
+    enforced by the core, not by this watchdog: this plugin sets
+    ``stream.hook_limit`` first thing in ``stream_start``, and one ``async``
+    hook call that has not returned after that many seconds is cancelled and
+    fails as a ``PluginError`` under the plugin policy (``isolate``: warn and go
+    on; ``strict``: fail the stream). Sync hooks cannot be interrupted. With this
+    plugin disabled, hook calls are not bounded.
 
 How, without a timer per chunk: one watchdog per stream, a ``loop.call_later``
 callback that runs a few times per timeout period and compares the stream's
