@@ -61,6 +61,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -813,14 +814,19 @@ class MetricsPlugin:
 # -- the built-in: this module, with one plugin on the global providers, built on first use ------
 
 _default: MetricsPlugin | None = None
+_default_lock = threading.Lock()
 
 
 def default_plugin() -> MetricsPlugin:
     """The plugin the built-in hands streams to, on the global providers (built on the first call)."""
     global _default
-    if _default is None:
-        _default = MetricsPlugin()
-    return _default
+    plugin = _default
+    if plugin is None:
+        with _default_lock:  # streams of sync wrappers start on other threads: build one, once
+            if _default is None:
+                _default = MetricsPlugin()
+            plugin = _default
+    return plugin
 
 
 def __dir__() -> list[str]:
