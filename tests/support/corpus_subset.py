@@ -36,12 +36,10 @@ FILES: dict[str, str] = {
     f"{_OAI}4cc50a6135d254573a502310e6af1246f55edb6ad95fa24059f160996b68866d.bin": (
         "finish_reason=length (the SDK's get_final_completion() raises)"
     ),
-    f"{_VERCEL}openai-compatible/src/chat/__fixtures__/xai-text.chunks.txt": (
-        "xAI `reasoning_content` deltas (JSON lines)"
-    ),
     f"{_VERCEL}openai/src/chat/__fixtures__/azure-model-router.1.chunks.txt": (
         "Azure's empty prompt-filter first chunk (JSON lines)"
     ),
+    f"{_PAI}test_zai/test_zai_thinking_stream.yaml.response0.sse": "Z.ai `reasoning_content` deltas",
     f"{_PAI}test_openrouter/test_openrouter_streaming_reasoning.yaml.response0.sse": (
         "OpenRouter `reasoning` deltas, SSE comment lines"
     ),
