@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +26,7 @@ from schwarm_stream.cost import Cost, cost_of, price_usage
 from schwarm_stream.sources import anthropic_messages, openai_chat, openai_responses
 from schwarm_stream.testing import ScriptedSource
 from schwarm_stream.testing.server import ProviderServer, SSEReply
+from tests.support.corpus import CorpusStream, corpus_root, load_corpus
 from tests.test_metrics import Telemetry
 
 genai_prices = pytest.importorskip("genai_prices", reason="the optional price table (genai-prices)")
@@ -305,3 +307,61 @@ def test_background_load_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> 
     cost_module.load_prices_in_background()
     assert cost_module._loading is None and cost_module.prices_loaded()
     assert "not installed" in (price_usage(SOME, "gpt-4o", "openai").reason or "")
+
+
+# -- recorded streams with cached or reasoning tokens (the corpus; its shipped subset in any clone) ----
+
+
+def _detailed_streams() -> list[CorpusStream]:
+    root = corpus_root()
+    if root is None:
+        return []
+    marker = re.compile(
+        rb'"(cached_tokens|cache_read_input_tokens|cache_creation_input_tokens|reasoning_tokens)":[1-9]'
+    )
+    return [s for s in load_corpus(root) if marker.search(s.body)][:8]
+
+
+DETAILED = _detailed_streams()
+
+
+def test_the_subset_has_streams_with_cached_and_reasoning_tokens() -> None:
+    assert DETAILED, "no recorded stream with cached or reasoning tokens found"
+
+
+@pytest.mark.parametrize("recorded", DETAILED, ids=lambda s: s.id)
+async def test_recorded_cached_and_reasoning_usage_costs_what_the_table_says(recorded: CorpusStream) -> None:
+    async with ProviderServer() as server:
+        server.script(recorded.protocol, SSEReply([recorded.body]))
+        source: Any
+        if recorded.protocol == "anthropic-messages":
+            a = anthropic.AsyncAnthropic(api_key=KEY, base_url=server.anthropic_base_url, max_retries=0)
+            source = anthropic_messages(a, model="m", max_tokens=64, messages=HI)
+            provider, flavor = "anthropic", "default"
+        else:
+            o = openai.AsyncOpenAI(api_key=KEY, base_url=server.openai_base_url, max_retries=0)
+            if recorded.protocol == "openai-responses":
+                source, flavor = openai_responses(o, model="m", input="hi"), "responses"
+            else:
+                source, flavor = openai_chat(o, model="m", messages=HI), "chat"
+            provider = "openai"
+        async with schwarm_stream.Pipeline().open(source) as s:
+            try:
+                await s.collect()
+            except schwarm_stream.StreamError:
+                pass
+    message = s.message
+    if message.usage is None:  # a stream that failed before its usage (an in-band error): unknown
+        assert s.outcome == "error"
+        assert message.cost.total is None and "no token usage" in (message.cost.reason or "")
+        return
+    model, usage = raw_usage(recorded.protocol, recorded.body)
+    assert message.model == model
+    try:
+        expected: Decimal | None = table_price(model, usage, provider, flavor)
+    except LookupError:  # the table does not know this model: unknown, with the table's reason
+        expected = None
+    cost = message.cost
+    assert cost.total == expected, cost.reason
+    if expected is None:
+        assert cost.reason is not None and "not in the price table" in cost.reason
