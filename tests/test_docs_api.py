@@ -87,7 +87,9 @@ def test_every_name_in_all_is_in_the_reference(module: str) -> None:
         if any(path.rsplit(".", 1)[-1] == name and resolve(path) is value for path in paths):
             continue  # a constant re-exported under the same name
         missing.append(name)
-    assert missing == [], f"names of {module}.__all__ missing from docs/api.md: {missing}"
+    assert missing == [], (
+        f"names of {module}.__all__ missing from docs/api.md: {missing} (python docs/_ext/gen_api.py writes it)"
+    )
 
 
 def test_the_reference_names_only_public_objects() -> None:
@@ -130,15 +132,25 @@ def test_the_things_the_quickstart_uses_are_in_the_reference() -> None:
         assert f"::: {path}\n" in api
 
 
-# -- the Sphinx-role conversion -----------------------------------------------------------------------
-
-
-def sphinx_roles() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("sphinx_roles", DOCS / "_ext" / "sphinx_roles.py")
+def docs_module(name: str) -> types.ModuleType:
+    """A helper module of the docs build, from ``docs/_ext/``."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / "_ext" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_page_is_what_gen_api_writes() -> None:
+    expected = docs_module("gen_api").render()
+    assert (DOCS / "api.md").read_text(encoding="utf-8") == expected, "run python docs/_ext/gen_api.py"
+
+
+# -- the Sphinx-role conversion -----------------------------------------------------------------------
+
+
+def sphinx_roles() -> types.ModuleType:
+    return docs_module("sphinx_roles")
 
 
 @pytest.fixture(scope="module")
