@@ -160,11 +160,6 @@ def test_the_command_without_click_prints_the_hint_not_a_traceback() -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs schwarm_stream/testing/__init__.py to import the server lazily and testing/_http.py "
-    "to turn a missing h11 into MissingDependency (pip install 'schwarm-stream[testing]') -- see the H3a report",
-)
 def test_the_pytest_plugin_loads_without_h11_and_the_server_names_its_extra() -> None:
     # pytest loads the plugin (entry point pytest11) for every user who has schwarm-stream installed
     result = _run(
