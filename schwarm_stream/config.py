@@ -127,11 +127,16 @@ class Config(BaseSettings):
     def __getattr__(self, name: str) -> Any:
         # config.retry, config.timeouts, ...: a built-in plugin's validated section
         if not name.startswith("_"):
-            private = self.__pydantic_private__
-            sections = private.get("_builtin_sections") if private else None
-            if sections and name in sections:
+            sections = self._builtin()
+            if name in sections:
                 return sections[name]
         return super().__getattr__(name)  # type: ignore[misc]  # pydantic's: private attrs, extras
+
+    def _builtin(self) -> dict[str, BaseModel]:
+        sections = self._builtin_sections
+        if not sections:  # built without __init__ (model_validate, model_construct): validate now
+            sections = self._builtin_sections = _builtin_sections(self.model_extra or {})
+        return sections
 
     @model_validator(mode="after")
     def _plugin_sections_are_tables(self) -> Config:
@@ -173,15 +178,16 @@ class Config(BaseSettings):
         """A section by name: a core or built-in section model, or a plugin's (validated model or raw dict)."""
         if name in type(self).model_fields:
             return getattr(self, name)
-        if name in self._builtin_sections:
-            return self._builtin_sections[name]
+        if name in self._builtin():
+            return self._builtin()[name]
         if name in self._plugin_sections:
             return self._plugin_sections[name]
         return (self.model_extra or {}).get(name, {})
 
     def plugin_sections(self) -> dict[str, Mapping[str, Any]]:
         """Sections not validated with the config, by name (they belong to plugins that are not built in)."""
-        return {k: v for k, v in (self.model_extra or {}).items() if k not in self._builtin_sections}
+        builtin = self._builtin()
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in builtin}
 
     @classmethod
     def known_sections(cls) -> list[str]:

@@ -23,8 +23,10 @@ implementations of that hook: it is reported (a warning naming the plugin and
 the hook, and ``stream.plugin_errors``). With ``plugins.policy = "strict"`` the
 stream fails instead with a :class:`~schwarm_stream.PluginError` naming both
 (and carrying ``.partial``). An ``async`` implementation is awaited at most
-``timeouts.hook`` seconds per call (then it fails the same way), and
-``stream.cancel()`` or ``timeouts.total`` interrupt it. Delivered events are
+``stream.hook_limit`` seconds per call (the ``timeouts`` plugin sets it from
+``timeouts.hook``; then it fails the same way), and ``stream.cancel()`` or
+``timeouts.total`` interrupt it; meanwhile ``stream.waiting`` is ``"hook"`` and
+``stream.running_hook`` names it. Delivered events are
 immutable to the observer hooks (``stream_event``, ``stream_chunk``,
 ``stream_tool_call_delta``, ``stream_reset``): assigning a field is undone and
 fails the hook; ``stream_transform`` returns new events (``event.replace(...)``).

@@ -91,6 +91,8 @@ def test_builtin_sections_keep_attribute_access_and_messages() -> None:
     assert "retry" not in config.plugin_sections()  # not a plugin section the pipeline validates again
     with pytest.raises(Exception, match=r"retry\.attempts: Input should be greater than or equal to 1"):
         Config.from_dict({"retry": {"attempts": 0}})
+    # pydantic's own constructors skip __init__: the sections are validated on first use
+    assert Config.model_validate({"retry": {"attempts": 5}}).retry.attempts == 5
 
 
 def test_a_plain_config_reads_builtin_sections_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
