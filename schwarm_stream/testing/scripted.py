@@ -75,7 +75,7 @@ class Truncate:
 ScriptItem = str | Event | Fail | Stall | Truncate
 """One step of a script."""
 
-_EVENT_TYPES: tuple[type, ...] = tuple(Event.__args__)  # type: ignore[attr-defined]
+_EVENT_TYPES: tuple[type, ...] = tuple(Event.__args__)
 
 
 def _check(script: Sequence[Any], number: int) -> list[ScriptItem]:
