@@ -25,6 +25,7 @@ from ._events import Event
 from ._loop import TRUNCATION_REASONS, Attempt, AttemptLoop
 from ._message import Message
 from ._stash import Stash, StashKey
+from .cost import Cost, cost_of
 
 if TYPE_CHECKING:
     from ._dispatch import HookTable
@@ -69,10 +70,16 @@ class StreamStats:
     time_per_output_chunk: float | None = None
     #: events dropped by overflowing consumer queues (``schwarm_stream.fanout``); never accumulated
     dropped_events: int = 0
+    #: what the stream cost, from the provider's usage and the price table (:mod:`schwarm_stream.cost`),
+    #: once it ended; unknown (``total is None``, with the reason) never reads as 0; ``None`` while running
+    cost: Cost | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict (for JSON)."""
-        return {k: getattr(self, k) for k in self.__slots__}
+        """The fields as a dict (for JSON); ``cost`` as :meth:`Cost.to_dict`."""
+        out = {k: getattr(self, k) for k in self.__slots__}
+        if self.cost is not None:
+            out["cost"] = self.cost.to_dict()
+        return out
 
 
 class Stream(AttemptLoop):
@@ -188,4 +195,5 @@ class Stream(AttemptLoop):
             input_tokens=usage.input_tokens if usage is not None else None,
             time_per_output_chunk=tpoc,
             dropped_events=self.dropped_events,
+            cost=cost_of(self._message) if self.outcome is not None else None,
         )

@@ -365,3 +365,28 @@ async def test_recorded_cached_and_reasoning_usage_costs_what_the_table_says(rec
     assert cost.total == expected, cost.reason
     if expected is None:
         assert cost.reason is not None and "not in the price table" in cost.reason
+
+
+async def test_stats_carry_the_cost_once_the_stream_ended() -> None:
+    usage = Usage(input_tokens=44, output_tokens=16, extras={"total_tokens": 60})
+    source = ScriptedSource(["a", "b", usage], provider="openai", model="gpt-4o-2024-08-06")
+    async with schwarm_stream.open(source) as s:
+        async for _ in s:
+            assert s.stats().cost is None  # not priced while running
+        stats = s.stats()
+    expected = table_price(
+        "gpt-4o-2024-08-06", {"prompt_tokens": 44, "completion_tokens": 16}, "openai", "chat"
+    )
+    assert stats.cost is not None and stats.cost.total == expected
+    assert json.loads(json.dumps(stats.to_dict()))["cost"]["total"] == str(expected)
+
+
+async def test_stats_of_an_unknown_model_say_unknown_not_zero() -> None:
+    source = ScriptedSource(
+        ["a", Usage(input_tokens=3, output_tokens=1)], provider="openai", model="no-such-model"
+    )
+    async with schwarm_stream.open(source) as s:
+        await s.collect()
+    cost = s.stats().cost
+    assert cost is not None and cost.total is None and cost.reason
+    assert s.stats().to_dict()["cost"]["total"] is None

@@ -230,9 +230,3 @@ def test_sdk_status_rows_keep_the_http_fields() -> None:
     )
     assert isinstance(in_band, ProviderError) and (in_band.status_code, in_band.in_band) == (529, True)
 
-
-def test_the_old_import_path_re_exports_the_table() -> None:
-    import schwarm_stream._classify as table
-    from schwarm_stream.sources import _classify as shim
-
-    assert shim.classify is table.classify and shim.ERROR_MAP is table.ERROR_MAP
