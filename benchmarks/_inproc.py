@@ -193,6 +193,16 @@ def cases(w: Workload) -> list[Case]:
     out.append(
         schwarm("schwarm.default", p, w, "Pipeline() built-ins; metrics on an OTel SDK MeterProvider", info)
     )
+    p, info = _pipelines.default_no_chunk_histogram()
+    out.append(
+        schwarm(
+            "schwarm.default-chunk_histogram",
+            p,
+            w,
+            "schwarm.default without the per-chunk time-per-output-chunk histogram",
+            info,
+        )
+    )
     p, info = _pipelines.default_transformer_sse()
     out.append(
         schwarm(

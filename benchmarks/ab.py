@@ -70,10 +70,9 @@ def main(ref: str, rounds: int, as_json: bool) -> None:
                     sides[side].append(_rows(_run(tree)))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(before_tree)], cwd=ROOT, check=False)
-    names = [n for n in sides["after"][0] if n in sides["before"][0]]
-    table = {}
-    for name in names:
-        b = statistics.median(r[name] for r in sides["before"])
+    table: dict[str, dict[str, float | None]] = {}
+    for name in sides["after"][0]:  # a case only one side has is shown with "-" on the other
+        b = statistics.median(r[name] for r in sides["before"]) if name in sides["before"][0] else None
         a = statistics.median(r[name] for r in sides["after"])
         table[name] = {"before": b, "after": a, "ratio": a / b if b else None}
     if as_json:
@@ -82,7 +81,8 @@ def main(ref: str, rounds: int, as_json: bool) -> None:
     click.echo(f"{'case':40} {'before':>10} {'after':>10} {'after/before':>13}")
     for name, row in table.items():
         ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-        click.echo(f"{name:40} {row['before']:10.2f} {row['after']:10.2f} {ratio:>13}")
+        before = f"{row['before']:.2f}" if row["before"] is not None else "-"
+        click.echo(f"{name:40} {before:>10} {row['after']:10.2f} {ratio:>13}")
     click.echo("µs per chunk unless marked; medians over interleaved rounds", err=True)
 
 
