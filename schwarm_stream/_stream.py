@@ -68,7 +68,7 @@ class StreamStats:
     #: mean gap between output chunks (text chunks and tool-call deltas), seconds:
     #: ``(now or end - first chunk) / (chunks - 1)``; ``None`` below two chunks
     time_per_output_chunk: float | None = None
-    #: events dropped by overflowing consumer queues (``schwarm_stream.fanout``); never accumulated
+    #: events dropped by overflowing consumer queues (``schwarm_stream.compose.fanout``); never accumulated
     dropped_events: int = 0
     #: what the stream cost, from the provider's usage and the price table (:mod:`schwarm_stream.cost`),
     #: once it ended; unknown (``total is None``, with the reason) never reads as 0; ``None`` while running

@@ -129,7 +129,7 @@ def test_the_corpus_size_in_readme_and_index_is_the_corpus_size() -> None:
     from tests.support.corpus import load_corpus
 
     root = corpus_root()
-    if root is None:  # the same condition under which tests/test_corpus_equivalence.py is skipped
+    if root is None:  # only the full corpus has the documented size
         pytest.skip("stream corpus not found (../shared/corpus or $SCHWARM_STREAM_CORPUS)")
     count = len(load_corpus(root))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -175,21 +175,39 @@ async def test_continue_is_refused_with_a_tool_call_in_flight_and_the_next_strat
 # -- fallback --------------------------------------------------------------------------------------
 
 
-async def test_fallback_chain_after_the_commit_point_resets_and_is_flagged(
+def _openai_cut_after_commit_then_anthropic(
     server: ProviderServer, source: Callable[..., Any]
-) -> None:
+) -> tuple[Any, Any]:
+    """A fallback chain whose OpenAI stream resets after content, and the pipeline that falls back."""
     chat = golden_events("openai-chat")
     ant = golden_events("anthropic-messages", "Another model's answer.")
     server.script("openai-chat", SSEReply(chat[: content_indices("openai-chat", chat)[2]], end="rst"))
     server.script("anthropic-messages", SSEReply(ant))
     chain = with_fallbacks(source("openai-chat"), source("anthropic-messages"))
-    pipe = fault_pipeline(recovery={"mid_stream": "fallback"})
+    return chain, fault_pipeline(recovery={"mid_stream": "fallback"})
+
+
+async def test_fallback_chain_after_the_commit_point_resets_and_is_flagged(
+    server: ProviderServer, source: Callable[..., Any]
+) -> None:
+    chain, pipe = _openai_cut_after_commit_then_anthropic(server, source)
     seen, error = await consume(pipe.open(chain))
     assert error is None and seen.resets == 1
     assert seen.events[-1].seq == len(seen.events)
     assert seen.text() == "Another model's answer."
     with pytest.raises(TypeError):
         with_fallbacks(source("openai-chat"))
+
+
+async def test_after_a_fallback_the_message_names_the_provider_that_answered(
+    server: ProviderServer, source: Callable[..., Any]
+) -> None:
+    chain, pipe = _openai_cut_after_commit_then_anthropic(server, source)
+    async with pipe.open(chain) as stream:
+        message = await stream.collect()
+    assert message.text == "Another model's answer."
+    # the answer came from Anthropic: provider and model must agree (they used to say openai + claude)
+    assert (message.provider, stream.current_source.provider) == ("anthropic", "anthropic")
 
 
 async def test_fallback_without_a_fallback_left_raises_with_the_partial(

@@ -225,12 +225,12 @@ def _limit(state: _State, n: int, stream: Stream) -> None:
         raise LimitExceeded(
             f"a text fragment of {n} characters exceeds limits.max_event_bytes={state.limits.max_event_bytes}",
             limit="max_event_bytes",
-            provider=stream.provider,
+            provider=stream.current_source.provider,
         )
     raise LimitExceeded(
         f"the message exceeds limits.max_message_bytes={state.limits.max_message_bytes}",
         limit="max_message_bytes",
-        provider=stream.provider,
+        provider=stream.current_source.provider,
     )
 
 
@@ -256,7 +256,7 @@ def _tool_delta(state: _State, d: ToolCallDelta, stream: Stream) -> None:
                 f"tool call {(tool.id if tool is not None else None) or d.id or index!r} arguments exceed "
                 f"limits.max_tool_arguments_bytes={limit}",
                 limit="max_tool_arguments_bytes",
-                provider=stream.provider,
+                provider=stream.current_source.provider,
             )
     if new_index:
         ch.remap[d.index] = index
@@ -278,7 +278,7 @@ def stream_message(stream: Stream) -> Message:
     state = stream.stash.get(STATE)
     complete = stream.building_complete
     if state is None:
-        return Message(complete=complete, provider=stream.provider, model=stream.model)
+        return Message(complete=complete, provider=stream.current_source.provider, model=stream.model)
     return _build(state, state.main, stream, complete=complete, choice=0)
 
 
@@ -354,7 +354,7 @@ def _build(state: _State, ch: _Choice, stream: Stream, *, complete: bool, choice
         usage=usage,
         id=state.id,
         model=state.model or stream.model,
-        provider=stream.provider,
+        provider=stream.current_source.provider,
         content=blocks,
         complete=complete,
         recovery=stream.recovery,  # type: ignore[arg-type]
