@@ -133,7 +133,10 @@ class Config(BaseSettings):
         return super().__getattr__(name)  # type: ignore[misc]  # pydantic's: private attrs, extras
 
     def _builtin(self) -> dict[str, BaseModel]:
-        sections = self._builtin_sections
+        # Read the private dict directly: ``self._builtin_sections`` goes through two ``__getattr__``s
+        # (ours, then pydantic's), ~6 µs, and every stream start asks for several sections.
+        private = self.__pydantic_private__
+        sections: dict[str, BaseModel] | None = private.get("_builtin_sections") if private else None
         if not sections:  # built without __init__ (model_validate, model_construct): validate now
             sections = self._builtin_sections = _builtin_sections(self.model_extra or {})
         return sections
@@ -176,10 +179,11 @@ class Config(BaseSettings):
 
     def section(self, name: str) -> Any:
         """A section by name: a core or built-in section model, or a plugin's (validated model or raw dict)."""
-        if name in type(self).model_fields:
+        builtin = self._builtin()
+        if name in builtin:
+            return builtin[name]
+        if name in _CORE_SECTIONS:
             return getattr(self, name)
-        if name in self._builtin():
-            return self._builtin()[name]
         if name in self._plugin_sections:
             return self._plugin_sections[name]
         return (self.model_extra or {}).get(name, {})
@@ -199,6 +203,10 @@ class Config(BaseSettings):
         clone = self.model_copy()
         clone._plugin_sections = dict(validated)
         return clone
+
+
+#: the sections the core itself declares (``[plugins]``), looked up without pydantic's class property
+_CORE_SECTIONS = frozenset(Config.model_fields)
 
 
 def _validated(cls: type[Config], data: dict[str, Any], *, env: bool) -> Config:
