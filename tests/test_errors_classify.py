@@ -229,4 +229,3 @@ def test_sdk_status_rows_keep_the_http_fields() -> None:
         provider="anthropic",
     )
     assert isinstance(in_band, ProviderError) and (in_band.status_code, in_band.in_band) == (529, True)
-
