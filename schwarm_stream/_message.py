@@ -155,6 +155,7 @@ class Message(BaseModel):
     usage: TokenUsage | None = None
     id: str | None = None
     model: str | None = None
+    #: the provider whose answer this is: after a fallback, the fallback's (so ``model`` and ``cost`` agree)
     provider: str | None = None
     content: list[ContentBlock] = Field(default_factory=list)
     complete: bool = False
