@@ -24,7 +24,7 @@ import asyncio
 import copy
 import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +32,7 @@ from .._events import Event
 from .._message import Message, ToolCall
 from .._pipeline import Pipeline, default_pipeline
 from ..sources import AnthropicMessagesSource, OpenAIChatSource, OpenAIResponsesSource, Source
+from ._sync_bridge import Bridged
 
 if TYPE_CHECKING:
     from .._stream import Stream, StreamStats
@@ -40,12 +41,14 @@ __all__ = [
     "AgentEvent",
     "AgentLoop",
     "Outcome",
+    "SyncAgentLoop",
     "ToolFunction",
     "ToolResult",
     "Turn",
     "TurnEnd",
     "TurnStart",
     "agent_loop",
+    "agent_loop_sync",
 ]
 
 Format = Literal["openai", "anthropic", "responses"]
@@ -279,6 +282,94 @@ def agent_loop(
         format=format,
         metadata=metadata,
         agent_id=agent_id,
+    )
+
+
+class SyncAgentLoop(Bridged):
+    """An :class:`AgentLoop` for sync code (a script, Flask): ``for event in loop: ...``.
+
+    The same turns, events, tool calls, outcome and errors as the async loop, which runs on a private
+    event loop in a background thread (sync tools still run in worker threads, async tools on that
+    loop). ``break`` closes the current turn's stream (it ends ``cancelled``, the connection is closed)
+    and ends the thread; so does leaving ``with``. Made by :func:`agent_loop_sync`.
+    """
+
+    def __init__(self, loop: AgentLoop) -> None:
+        super().__init__("schwarm-agent-loop")
+        #: The async loop this one drives.
+        self.agent = loop
+
+    def __iter__(self) -> Iterator[AgentEvent]:
+        return self._events(self.agent.__aiter__)
+
+    def run(self) -> Message:
+        """Run every turn, discarding the events; return the final message (as :meth:`AgentLoop.run`)."""
+        for _ in self:
+            pass
+        if self.agent.message is None:
+            raise RuntimeError("the agent loop ended without a message")
+        return self.agent.message
+
+    @property
+    def message(self) -> Message | None:
+        """The last turn's message (:attr:`AgentLoop.message`)."""
+        return self.agent.message
+
+    @property
+    def messages(self) -> list[Any]:
+        """The whole conversation in the provider's format (:attr:`AgentLoop.messages`)."""
+        return self.agent.messages
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The finished turns (:attr:`AgentLoop.turns`)."""
+        return self.agent.turns
+
+    @property
+    def tool_errors(self) -> list[ToolResult]:
+        """Every failed tool call (:attr:`AgentLoop.tool_errors`)."""
+        return self.agent.tool_errors
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the loop ended (:attr:`AgentLoop.outcome`)."""
+        return self.agent.outcome
+
+    @property
+    def stream(self) -> Stream | None:
+        """The current (or last) turn's stream."""
+        return self.agent.stream
+
+
+def agent_loop_sync(
+    source: Source,
+    tools: Mapping[str, ToolFunction],
+    *,
+    max_turns: int = 8,
+    pipeline: Pipeline | None = None,
+    plugins: Sequence[Any] | None = None,
+    config: Any = None,
+    format: Format | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    agent_id: str | None = None,
+) -> SyncAgentLoop:
+    """Like :func:`agent_loop`, for sync code: a :class:`SyncAgentLoop`, the same parameters.
+
+    ``for event in agent_loop_sync(source, tools={...}): ...`` (or ``loop.run()`` for the final
+    message), then ``loop.outcome``, ``loop.messages`` and ``loop.tool_errors`` as on :class:`AgentLoop`.
+    """
+    return SyncAgentLoop(
+        AgentLoop(
+            source,
+            tools,
+            max_turns=max_turns,
+            pipeline=pipeline,
+            plugins=plugins,
+            config=config,
+            format=format,
+            metadata=metadata,
+            agent_id=agent_id,
+        )
     )
 
 

@@ -24,20 +24,32 @@ the flag ``"dropped_events"``). They never touch the accumulator: it observes ev
 so the message stays exact. A consumer that stops reading should :meth:`~Subscriber.close` so a
 ``block`` policy stops waiting for it. When the stream fails, every consumer receives the events
 before the failure and then the same exception.
+
+For sync code, :class:`SyncFanout` does the same with consumers in threads::
+
+    with open_sync(source) as stream:
+        fan = SyncFanout(stream, maxsize=64)
+        ui, log = fan.subscribe("ui"), fan.subscribe("log", policy="drop_oldest")
+        with fan:                            # starts the pump; waits for it on exit
+            threads = [threading.Thread(target=show, args=(ui,)), threading.Thread(target=record, args=(log,))]
+            ...                              # start and join them; each iterates its subscriber with ``for``
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any, Literal
 
 from .._events import Event
 from .._message import Message
+from .._stream import Stream
+from .._sync import SyncStream
+from ._sync_bridge import Bridged, iterate
 
-__all__ = ["DROP_FLAG", "Fanout", "OverflowPolicy", "Subscriber"]
+__all__ = ["DROP_FLAG", "Fanout", "OverflowPolicy", "Subscriber", "SyncFanout", "SyncSubscriber"]
 
 OverflowPolicy = Literal["block", "drop_oldest", "drop_newest"]
 _POLICIES = ("block", "drop_oldest", "drop_newest")
@@ -232,6 +244,82 @@ class Fanout:
                 for s in self.subscribers
             },
         }
+
+
+class SyncSubscriber:
+    """One consumer of a :class:`SyncFanout`: iterate it with ``for``, from any thread.
+
+    Leaving the ``for`` early (``break``, an exception) closes the subscriber, so a ``block`` pump does
+    not wait for a consumer that is gone (the async :class:`Subscriber` needs :meth:`Subscriber.close`
+    for that).
+    """
+
+    def __init__(self, fanout: SyncFanout, subscriber: Subscriber) -> None:
+        self._fanout = fanout
+        #: The async subscriber behind this one: ``received``, ``dropped``, ``queued``, ``policy``.
+        self.subscriber = subscriber
+
+    @property
+    def name(self) -> str:
+        """The consumer's name (its key in :meth:`SyncFanout.stats`)."""
+        return self.subscriber.name
+
+    def __iter__(self) -> Iterator[Event]:
+        return iterate(self._fanout._runner, self.subscriber, self._aclose)
+
+    async def _aclose(self) -> None:
+        self.subscriber.close()
+
+    def close(self) -> None:
+        """Stop receiving (see :meth:`Subscriber.close`)."""
+        if self._fanout._runner.alive:
+            self._fanout._runner.run(self._aclose)
+        else:
+            self.subscriber.close()
+
+
+class SyncFanout(Bridged):
+    """A :class:`Fanout` for sync code: one stream, consumers in threads, each behind a bounded queue.
+
+    ``stream`` is a :class:`~schwarm_stream.SyncStream` from :func:`~schwarm_stream.open_sync` that
+    nobody iterates itself (or a :class:`~schwarm_stream.Stream`). ``with fan:`` opens the stream and
+    starts the pump on a private event loop in a background thread; leaving waits for the pump (an
+    exception in the ``with`` body cancels it instead), closes the stream and ends the thread. The
+    policies, drop counts and errors are those of :class:`Fanout`.
+    """
+
+    def __init__(
+        self, stream: SyncStream | Stream, *, maxsize: int = 64, policy: OverflowPolicy = "block"
+    ) -> None:
+        super().__init__("schwarm-fanout")
+        self._stream: Stream = stream.stream if isinstance(stream, SyncStream) else stream
+        #: The async fan-out this one drives.
+        self.fanout = Fanout(self._stream, maxsize=maxsize, policy=policy)
+
+    def subscribe(
+        self, name: str | None = None, *, maxsize: int | None = None, policy: OverflowPolicy | None = None
+    ) -> SyncSubscriber:
+        """A new consumer (see :meth:`Fanout.subscribe`); subscribe before ``with`` to see every event."""
+        return SyncSubscriber(self, self.fanout.subscribe(name, maxsize=maxsize, policy=policy))
+
+    async def _aenter(self) -> None:
+        await self._stream.__aenter__()
+        self.fanout.start()
+
+    async def _aexit(self, exc: BaseException | None) -> None:
+        try:
+            await self.fanout.__aexit__(None if exc is None else type(exc), exc, None)
+        finally:
+            await self._stream.__aexit__(None, None, None)
+
+    @property
+    def message(self) -> Message:
+        """The stream's message with the drop count and flag applied (:attr:`Fanout.message`)."""
+        return self.fanout.message
+
+    def stats(self) -> dict[str, Any]:
+        """Events pumped, drops in total and per consumer (:meth:`Fanout.stats`)."""
+        return self.fanout.stats()
 
 
 def _check(maxsize: int, policy: str) -> None:

@@ -17,6 +17,9 @@ and final message; this module only schedules them.
   content, :class:`LatencyTracker`), with a cap on the share of extra requests.
 - :func:`compare`: run sources side by side on the same prompt and report time
   to first chunk, duration, tokens, tool calls and a text diff.
+
+Each has a sync form for code without an event loop (a script, Flask): :func:`merge_sync`,
+:func:`race_sync`, :func:`hedge_sync` and :func:`compare_sync`, the same parameters and results.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import difflib
+import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +40,7 @@ from .._message import Message
 from .._pipeline import Pipeline, default_pipeline
 from .._stream import Stream
 from ..sources import Source, as_source
+from ._sync_bridge import Bridged, run_once
 
 __all__ = [
     "ComparisonReport",
@@ -45,11 +50,17 @@ __all__ = [
     "NoWinner",
     "Raced",
     "SourceResult",
+    "SyncMerged",
+    "SyncRaced",
     "Tagged",
     "compare",
+    "compare_sync",
     "hedge",
+    "hedge_sync",
     "merge",
+    "merge_sync",
     "race",
+    "race_sync",
 ]
 
 
@@ -225,20 +236,24 @@ class LatencyTracker:
         self._values: deque[float] = deque(maxlen=window)
         self._sorted: list[float] = []
         self.initial = initial
+        # Sync hedges (hedge_sync, one loop thread each) may share a tracker across threads.
+        self._lock = threading.Lock()
 
     def observe(self, seconds: float) -> None:
-        if len(self._values) == self._values.maxlen:
-            old = self._values[0]
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        self._values.append(seconds)
-        bisect.insort(self._sorted, seconds)
+        with self._lock:
+            if len(self._values) == self._values.maxlen:
+                old = self._values[0]
+                del self._sorted[bisect.bisect_left(self._sorted, old)]
+            self._values.append(seconds)
+            bisect.insort(self._sorted, seconds)
 
     def percentile(self, p: float) -> float:
         """The ``p``-th percentile (0-100) of observed values; ``initial`` until there are any."""
-        if not self._sorted:
-            return self.initial
-        k = min(len(self._sorted) - 1, max(0, round(p / 100 * (len(self._sorted) - 1))))
-        return self._sorted[k]
+        with self._lock:
+            if not self._sorted:
+                return self.initial
+            k = min(len(self._sorted) - 1, max(0, round(p / 100 * (len(self._sorted) - 1))))
+            return self._sorted[k]
 
     def __len__(self) -> int:
         return len(self._values)
@@ -403,6 +418,8 @@ class HedgePolicy:
     requests: int = 0
     hedged: int = 0  # backups that started
     pending: int = 0  # backups scheduled, not yet started or skipped
+    # Sync hedges in several threads (Flask request threads) may share one policy.
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def due_after(self) -> float | None:
         """Seconds after which the backup may start, or ``None`` when the extra-request budget is spent.
@@ -410,18 +427,21 @@ class HedgePolicy:
         A scheduled backup reserves budget until it starts or is skipped, so
         concurrent requests can never push the share of backups over the cap.
         """
-        self.requests += 1
-        if (self.hedged + self.pending + 1) / self.requests > self.max_extra_share:
-            return None
-        self.pending += 1
+        with self._lock:
+            self.requests += 1
+            if (self.hedged + self.pending + 1) / self.requests > self.max_extra_share:
+                return None
+            self.pending += 1
         return self.delay if self.delay is not None else self.tracker.percentile(self.percentile)
 
     def started(self) -> None:
-        self.pending -= 1
-        self.hedged += 1
+        with self._lock:
+            self.pending -= 1
+            self.hedged += 1
 
     def skipped(self) -> None:
-        self.pending -= 1
+        with self._lock:
+            self.pending -= 1
 
 
 def hedge(
@@ -548,3 +568,138 @@ async def compare(
         for r in results[1:]
     }
     return ComparisonReport(results, diffs)
+
+
+# -- sync forms ---------------------------------------------------------------------
+
+
+class SyncMerged(Bridged):
+    """A :class:`Merged` for sync code: ``with merge_sync(a, b) as m: for t in m: ...``.
+
+    The same :class:`Tagged` events, fairness, priorities and backpressure; the streams run on a
+    private event loop in a background thread. Leaving ``with`` (or, without ``with``, the end of the
+    iteration or a ``break``) cancels the sources still streaming, closes their connections and ends
+    the thread. Made by :func:`merge_sync`.
+    """
+
+    def __init__(self, merged: Merged) -> None:
+        super().__init__("schwarm-merge")
+        #: The async merge this one drives.
+        self.merged = merged
+
+    async def _aenter(self) -> None:
+        await self.merged.__aenter__()
+
+    async def _aexit(self, exc: BaseException | None) -> None:
+        await self.merged.aclose()
+
+    def __iter__(self) -> Iterator[Tagged]:
+        return self._events(self.merged.__aiter__)
+
+    @property
+    def messages(self) -> dict[str, Message]:
+        """Each source's final (or partial) message, by name."""
+        return self.merged.messages
+
+    @property
+    def errors(self) -> dict[str, BaseException]:
+        """Each failed source's error, by name."""
+        return self.merged.errors
+
+    @property
+    def streams(self) -> dict[str, Stream]:
+        """Each source's stream, by name."""
+        return self.merged.streams
+
+
+class SyncRaced(Bridged):
+    """A :class:`Raced` for sync code: ``with race_sync(a, b) as r: for ev in r: ...``.
+
+    The winner's events; the losers are cancelled as in the async race. Made by :func:`race_sync`
+    and :func:`hedge_sync`.
+    """
+
+    def __init__(self, raced: Raced) -> None:
+        super().__init__("schwarm-race")
+        #: The async race this one drives.
+        self.raced = raced
+
+    async def _aenter(self) -> None:
+        await self.raced.__aenter__()
+
+    async def _aexit(self, exc: BaseException | None) -> None:
+        await self.raced.__aexit__(None, None, None)
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._events(self.raced.__aiter__)
+
+    @property
+    def winner(self) -> str | None:
+        """The winning source's name, once decided."""
+        return self.raced.winner
+
+    @property
+    def started(self) -> list[str]:
+        """The contenders that really started, in order (a hedge's backup may not have)."""
+        return self.raced.started
+
+    @property
+    def message(self) -> Message | None:
+        """The winner's final message, after its events."""
+        return self.raced.message
+
+    @property
+    def time_to_first_content(self) -> float | None:
+        """Seconds from the start of the race to the winner's first content."""
+        return self.raced.time_to_first_content
+
+
+def merge_sync(
+    *sources: Any,
+    names: Sequence[str] | None = None,
+    priorities: Mapping[str, int] | None = None,
+    pipeline: Pipeline | None = None,
+    fail_fast: bool = False,
+    max_pending: int = 64,
+) -> SyncMerged:
+    """Like :func:`merge`, for sync code: ``with merge_sync(a, b, names=["a", "b"]) as m: ...``."""
+    return SyncMerged(
+        merge(
+            *sources,
+            names=names,
+            priorities=priorities,
+            pipeline=pipeline,
+            fail_fast=fail_fast,
+            max_pending=max_pending,
+        )
+    )
+
+
+def race_sync(
+    *sources: Any,
+    names: Sequence[str] | None = None,
+    win_on: Literal["content", "complete"] = "content",
+    pipeline: Pipeline | None = None,
+) -> SyncRaced:
+    """Like :func:`race`, for sync code: ``with race_sync(a, b) as r: for ev in r: ...``."""
+    return SyncRaced(race(*sources, names=names, win_on=win_on, pipeline=pipeline))
+
+
+def hedge_sync(
+    primary: Any,
+    backup: Any,
+    *,
+    policy: HedgePolicy | None = None,
+    delay: float | None = None,
+    names: Sequence[str] = ("primary", "backup"),
+    pipeline: Pipeline | None = None,
+) -> SyncRaced:
+    """Like :func:`hedge`, for sync code; one :class:`HedgePolicy` may be shared with async hedges."""
+    return SyncRaced(hedge(primary, backup, policy=policy, delay=delay, names=names, pipeline=pipeline))
+
+
+def compare_sync(
+    *sources: Any, names: Sequence[str] | None = None, pipeline: Pipeline | None = None
+) -> ComparisonReport:
+    """Like :func:`compare`, for sync code: runs the sources to the end and returns the report."""
+    return run_once("compare", lambda: compare(*sources, names=names, pipeline=pipeline))
