@@ -61,6 +61,30 @@ NOT_RETRYABLE_TYPES = frozenset({"insufficient_quota", "billing_error"})
 SDK_MODULES = frozenset({"openai", "anthropic"})
 #: HTTP clients and the I/O libraries under them: every exception of theirs is a transport failure.
 TRANSPORT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2", "h11", "aiohttp", "anyio"})
+#: botocore raises the AWS SDKs' errors (aiobotocore's too); modeled ones live in ``botocore.errorfactory``.
+AWS_MODULES = frozenset({"botocore", "aiobotocore"})
+#: Where boto3's and aiobotocore's I/O failures come from (urllib3 under boto3).
+AWS_IO_MODULES = frozenset({"botocore", "aiobotocore", "urllib3"})
+#: botocore's and urllib3's connection-level failures (a reset or cut body mid-stream included).
+AWS_TRANSPORT_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ResponseStreamingError",
+        "ProxyConnectionError",
+        "HTTPClientError",
+        "SSLError",
+        "ProtocolError",
+        "IncompleteRead",
+        "ReadTimeoutError",
+        "ConnectionError",
+        "NewConnectionError",
+    }
+)
+#: botocore's event-stream decoder: a frame that fails its CRC or length checks.
+AWS_FRAME_ERRORS = frozenset(
+    {"ChecksumMismatch", "InvalidHeadersLength", "InvalidPayloadLength", "DuplicateHeader", "ParserError"}
+)
 
 
 # -- helpers the rows and the sources share ----------------------------------------
@@ -234,6 +258,61 @@ def _timeout(exc: BaseException, provider: str | None) -> StreamError:
     return StreamTimeout(f"{provider}: timed out", kind="read", provider=provider)
 
 
+#: AWS error codes (HTTP ``x-amzn-ErrorType`` and the ``ConverseStream`` union's exception
+#: members, which botocore spells with a lower-case first letter) -> status, from the service model.
+AWS_ERROR_STATUS: dict[str, int] = {
+    "ValidationException": 400,
+    "AccessDeniedException": 403,
+    "ResourceNotFoundException": 404,
+    "ModelTimeoutException": 408,
+    "ModelErrorException": 424,
+    "ModelStreamErrorException": 424,
+    "ThrottlingException": 429,
+    "ModelNotReadyException": 429,
+    "ServiceQuotaExceededException": 400,
+    "InternalServerException": 500,
+    "ServiceUnavailableException": 503,
+}
+#: AWS errors retried whatever their status says: the model's own stream broke (Bedrock's docs
+#: say to retry the request), or the model is loading.
+AWS_RETRYABLE = frozenset({"ModelStreamErrorException", "ModelErrorException", "ModelNotReadyException"})
+#: AWS errors waiting cannot fix, though their status looks retryable.
+AWS_NOT_RETRYABLE = frozenset(
+    {"ServiceQuotaExceededException", "ValidationException", "AccessDeniedException"}
+)
+
+
+def _aws_error(exc: BaseException, provider: str | None) -> StreamError:
+    # botocore's ClientError and its modeled subclasses; EventStreamError is an exception frame in a 200 stream.
+    response = getattr(exc, "response", None) or {}
+    err = response.get("Error") or {}
+    code = str(err.get("Code") or type(exc).__name__)
+    name = code[:1].upper() + code[1:]
+    meta = response.get("ResponseMetadata") or {}
+    in_band = type(exc).__name__ == "EventStreamError"
+    status = AWS_ERROR_STATUS.get(name) or (None if in_band else meta.get("HTTPStatusCode"))
+    should = True if name in AWS_RETRYABLE else False if name in AWS_NOT_RETRYABLE else None
+    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+    headers = meta.get("HTTPHeaders") or {}
+    where = "error in stream" if in_band else f"returned HTTP {status}"
+    return ProviderError(
+        redact(f"{provider} {where} ({code}): {err.get('Message') or exc}"),
+        status_code=status,
+        error_type=code,
+        in_band=in_band,
+        retry_after=parse_retry_after(headers),
+        should_retry=should,
+        provider=provider,
+        body=scrub_value(body),
+    )
+
+
+def _aws_frame(exc: BaseException, provider: str | None) -> StreamError:
+    return ProtocolError(
+        f"{provider}: corrupt event-stream frame: {type(exc).__name__}: {exc}", provider=provider
+    )
+
+
 def _other(exc: BaseException, provider: str | None) -> StreamError:
     return StreamError(redact(f"{provider}: {type(exc).__name__}: {exc}"), provider=provider)
 
@@ -304,6 +383,18 @@ ERROR_MAP: tuple[Rule, ...] = (
         name_contains="Timeout",
     ),
     Rule("transport", TransportError, _connection, modules=TRANSPORT_MODULES),
+    # botocore (boto3, aiobotocore): modeled errors by their response, I/O failures by name.
+    Rule(
+        "aws_client_error",
+        ProviderError,
+        _aws_error,
+        modules=AWS_MODULES,
+        names=frozenset({"ClientError", "EventStreamError"}),
+    ),
+    Rule("aws_modeled_error", ProviderError, _aws_error, modules=AWS_MODULES, name_contains="Exception"),
+    Rule("aws_frame", ProtocolError, _aws_frame, modules=AWS_MODULES, names=AWS_FRAME_ERRORS),
+    Rule("aws_timeout", StreamTimeout, _transport_timeout, modules=AWS_IO_MODULES, name_contains="Timeout"),
+    Rule("aws_transport", TransportError, _connection, modules=AWS_IO_MODULES, names=AWS_TRANSPORT_NAMES),
     Rule("json", ProtocolError, _bad_json, types=(json.JSONDecodeError,)),
     Rule("utf8", ProtocolError, _bad_utf8, types=(UnicodeDecodeError,)),
     Rule("timeout", StreamTimeout, _timeout, types=(TimeoutError,)),  # before OSError: it is one

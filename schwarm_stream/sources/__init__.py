@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ._anthropic import AnthropicMessagesSource, anthropic_messages
 from ._base import Source, as_source
+from ._bedrock import BedrockConverseSource, bedrock_converse, to_converse
 from ._openai_chat import OpenAIChatSource, openai_chat
 from ._openai_responses import OpenAIResponsesSource, openai_responses
 from .iterators import IteratorSource, from_iterator
@@ -36,6 +37,7 @@ from .native import (
 
 __all__ = [
     "AnthropicMessagesSource",
+    "BedrockConverseSource",
     "IteratorSource",
     "NativeAnthropicSource",
     "NativeOpenAIChatSource",
@@ -46,10 +48,12 @@ __all__ = [
     "Source",
     "anthropic_messages",
     "as_source",
+    "bedrock_converse",
     "from_iterator",
     "native_anthropic",
     "native_openai_chat",
     "native_openai_responses",
     "openai_chat",
     "openai_responses",
+    "to_converse",
 ]

@@ -125,6 +125,8 @@ class OfflineProvider:
             return self._anthropic(body)
         if request.route == "openai-responses":
             return self._responses(body)
+        if request.route in ("bedrock-converse-stream", "bedrock-converse"):
+            return self._bedrock(body, stream=request.route == "bedrock-converse-stream")
         return JSONReply(404, error_body("the offline provider keeps no stored responses", "not_found_error"))
 
     def _stream(self, events: list[bytes]) -> SSEReply:
@@ -303,3 +305,36 @@ class OfflineProvider:
             "total_tokens": total,
         }
         return JSONReply(200, _response(ident, model, "completed", output, full_usage))
+
+    # -- AWS Bedrock Converse / ConverseStream --------------------------------------------------------
+
+    def _bedrock(self, body: Mapping[str, Any], *, stream: bool) -> Reply:
+        from ._bedrock_wire import EVENTSTREAM, converse_response, converse_stream_events
+
+        messages = body.get("messages") or []
+        last = messages[-1] if messages and isinstance(messages[-1], Mapping) else {}
+        blocks = [b for b in last.get("content") or () if isinstance(b, Mapping)]
+        results = [b["toolResult"] for b in blocks if isinstance(b.get("toolResult"), Mapping)]
+        user = result = None
+        if results:  # tool results come back as json or text blocks
+            result = " ".join(_text([c.get("json", c) for c in r.get("content") or ()]) for r in results)
+        elif last.get("role") == "user":
+            user = _text(blocks)
+        specs = [t.get("toolSpec") for t in (body.get("toolConfig") or {}).get("tools") or ()]
+        tools = [
+            (t["name"], (t.get("inputSchema") or {}).get("json") or {})
+            for t in specs
+            if isinstance(t, Mapping) and "name" in t
+        ]
+        answer = _decide(user, result, tools, [body.get("system"), messages], len(messages))
+        usage = {"inputTokens": answer.prompt_tokens, "outputTokens": answer.completion_tokens}
+        tool_id = f"tooluse_offline_{answer.turn}"
+        if not stream:
+            uses = [{"id": tool_id, "name": answer.tool[0], "input": answer.tool[1]}] if answer.tool else []
+            return JSONReply(200, converse_response(answer.text, tool_uses=uses, usage=usage))
+        uses = [{"id": tool_id, **answer.streamed_call("input")}] if answer.tool else []
+        frames = converse_stream_events(chunk_text(answer.text), tool_uses=uses, usage=usage)
+        reply = self._stream(frames)
+        reply.content_type = EVENTSTREAM
+        reply.headers = {"x-amzn-requestid": f"offline-{answer.turn}"}  # botocore's RequestId
+        return reply

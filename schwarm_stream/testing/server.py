@@ -95,11 +95,17 @@ Responder = Callable[[RecordedRequest], Reply | Awaitable[Reply]]
 
 #: The route names accepted by :meth:`ProviderServer.script`.
 ROUTES = ("openai-chat", "openai-responses", "openai-responses-retrieve", "anthropic-messages")
+#: AWS Bedrock ``POST /model/{modelId}/converse-stream`` and ``/converse`` (boto3's ``endpoint_url`` is
+#: :attr:`ProviderServer.url`); the body is binary event-stream frames (``testing._bedrock_wire``).
+ROUTES += ("bedrock-converse-stream", "bedrock-converse")
 
 _RETRIEVE = re.compile(r"^/v1/responses/[^/]+$")
+_BEDROCK = re.compile(r"^/model/[^/]+/(converse-stream|converse)$")
 
 
 def _route(method: str, path: str) -> str | None:
+    if method == "POST" and (bedrock := _BEDROCK.match(path)):
+        return f"bedrock-{bedrock.group(1)}"
     if method == "POST":
         return {
             "/v1/chat/completions": "openai-chat",
