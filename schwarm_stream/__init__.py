@@ -13,8 +13,11 @@
 
 import sys as _sys
 
+from ._admission import Admission, AdmissionConfig, AdmissionStats, Permit
 from ._errors import (
+    AdmissionRefused,
     ConfigError,
+    InvalidOutput,
     InvalidToolArguments,
     LimitExceeded,
     MissingDependency,
@@ -36,6 +39,7 @@ from ._events import (
     Extra,
     Finish,
     Heartbeat,
+    Partial,
     Reset,
     ResponseInfo,
     ToolCallDelta,
@@ -43,6 +47,7 @@ from ._events import (
 )
 from ._message import ContentBlock, Message, TokenUsage, ToolCall
 from ._pipeline import Pipeline, default_pipeline, open
+from ._registry import RegistryStats, StatSummary, StreamInfo, StreamRegistry, stream_registry
 from ._stash import Stash, StashKey
 from ._stream import Attempt, Stream, StreamStats
 from ._sync import SyncStream, open_sync
@@ -65,6 +70,10 @@ for _name in ("agent", "callbacks", "fanout", "multi", "ratelimit"):
 del _name, _module
 
 __all__ = [
+    "Admission",
+    "AdmissionConfig",
+    "AdmissionRefused",
+    "AdmissionStats",
     "AgentLoop",
     "Attempt",
     "CallbackHandler",
@@ -77,26 +86,33 @@ __all__ = [
     "Extra",
     "Finish",
     "Heartbeat",
+    "InvalidOutput",
     "InvalidToolArguments",
     "LimitExceeded",
     "Message",
     "MissingDependency",
+    "Partial",
+    "Permit",
     "Pipeline",
     "PluginError",
     "PluginLoadError",
     "ProtocolError",
     "ProviderError",
     "Recovery",
+    "RegistryStats",
     "Reset",
     "ResponseInfo",
     "SchwarmStreamError",
     "Source",
     "Stash",
     "StashKey",
+    "StatSummary",
     "Stream",
     "StreamCancelled",
     "StreamError",
     "StreamIncomplete",
+    "StreamInfo",
+    "StreamRegistry",
     "StreamStats",
     "StreamTimeout",
     "SyncStream",
@@ -112,5 +128,6 @@ __all__ = [
     "hookspec",
     "open",
     "open_sync",
+    "stream_registry",
     "with_fallbacks",
 ]

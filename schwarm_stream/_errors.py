@@ -17,7 +17,9 @@
         ├── TransportError          the connection failed, dropped or was reset
         ├── ProtocolError           malformed SSE, JSON, UTF-8 or event order (.offset where known)
         │   └── InvalidToolArguments  a completed tool call whose arguments are not JSON
-        └── LimitExceeded           a byte cap was exceeded (event, tool arguments, message)
+        ├── InvalidOutput           a typed stream's answer failed validation (raw text, errors)
+        ├── LimitExceeded           a byte cap was exceeded (event, tool arguments, message)
+        └── AdmissionRefused        admission control refused the stream (.reason, .retry_after)
 
 Provider and transport exceptions (SDK errors, httpx errors, ``JSONDecodeError``)
 are translated at the source boundary with ``raise ... from exc``, so the
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
     from ._message import Message
 
 __all__ = [
+    "AdmissionRefused",
     "ConfigError",
+    "InvalidOutput",
     "InvalidToolArguments",
     "LimitExceeded",
     "MissingDependency",
@@ -217,3 +221,67 @@ class LimitExceeded(StreamError):
     def __init__(self, message: str, *, limit: str, provider: str | None = None) -> None:
         super().__init__(message, provider=provider)
         self.limit = limit
+
+
+class AdmissionRefused(StreamError):
+    """Admission control refused the stream: a concurrent-stream limit was reached.
+
+    ``reason`` is ``"full"`` (``on_full = "refuse"``), ``"queue_full"`` (``max_waiting`` streams
+    already wait) or ``"timeout"`` (no slot within ``timeout`` seconds); ``limit`` names the limit,
+    ``"pipeline"`` or ``"provider"``; ``retry_after`` is the seconds a caller is told to wait (the
+    web hub's ``Retry-After``); ``waited`` the seconds this stream waited. Never retried.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        limit: str,
+        provider: str | None = None,
+        retry_after: float | None = None,
+        waited: float = 0.0,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.reason = reason
+        self.limit = limit
+        self.retry_after = retry_after
+        self.waited = waited
+
+
+class InvalidOutput(StreamError):
+    """A typed stream's answer (or a typed tool call's arguments) failed validation at the end.
+
+    ``raw_text`` is the answer exactly as streamed, ``partial_output`` the best partial value
+    parsed from it, ``errors`` pydantic's errors (``[{"type", "loc", "msg"}]``; for text that is
+    not JSON, one entry), ``tool_call`` the call's name and ``tool_call_id`` its id when a typed
+    tool call failed, and ``truncated`` whether the provider cut the answer (``max_tokens``):
+    a cut answer is never a final value. The validation error itself is ``__cause__``.
+
+    It goes through ``stream_error`` like any failure: ``[recovery] on_error = {invalid_output =
+    "repair"}`` asks the model again with the errors.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str,
+        partial_output: Any = None,
+        errors: list[dict[str, Any]] | None = None,
+        tool_call: str | None = None,
+        tool_call_id: str | None = None,
+        truncated: bool = False,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.raw_text = raw_text
+        self.partial_output = partial_output
+        self.errors: list[dict[str, Any]] = list(errors or [])
+        self.tool_call = tool_call
+        self.tool_call_id = tool_call_id
+        self.truncated = truncated

@@ -12,17 +12,19 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import pluggy
 from pydantic import BaseModel, ValidationError
 
+from ._admission import ADMISSION_PLUGIN, Admission, AdmissionPlugin, AdmissionSchema
 from ._dispatch import HookTable
 from ._errors import ConfigError, PluginError
 from ._hooks import PipelineHooks
 from ._manager import BUILTIN_PLUGINS, PluginInfo, make_plugin_manager
+from ._registry import REGISTRY_PLUGIN, StreamRegistry, stream_registry
 from ._stream import Stream
 from .config import Config, format_validation_error
 from .sources import Source, as_source
@@ -50,10 +52,23 @@ class Pipeline:
 
     ``plugins`` are plugin objects (or ``(name, plugin)`` pairs) registered
     after the built-ins and entry points, so they are called first.
+    ``registry`` lists the streams it opens (default: the process-wide
+    :func:`~schwarm_stream.stream_registry`); ``admission`` limits how many
+    run at once (default: from the ``[admission]`` config section; share one
+    :class:`~schwarm_stream.Admission` between pipelines for common limits).
     """
 
-    def __init__(self, plugins: Iterable[Any] = (), *, config: ConfigLike = None) -> None:
+    def __init__(
+        self,
+        plugins: Iterable[Any] = (),
+        *,
+        config: ConfigLike = None,
+        registry: StreamRegistry | None = None,
+        admission: Admission | None = None,
+    ) -> None:
         self.config = coerce_config(config)
+        self.registry = registry if registry is not None else stream_registry()
+        self._admission = admission
         self._plugins = list(plugins)
         self._pm: pluggy.PluginManager | None = None
         self._table: HookTable | None = None
@@ -66,6 +81,12 @@ class Pipeline:
     def plugin_manager(self) -> pluggy.PluginManager:
         """The pluggy manager (built on first use)."""
         return self._ensure()[0]
+
+    @property
+    def admission(self) -> Admission | None:
+        """The admission control of this pipeline (``None`` when no limit is set; built on first use)."""
+        self._ensure()
+        return self._admission
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin considered: built-ins, entry points (loaded, blocked, failed) and yours."""
@@ -162,8 +183,18 @@ class Pipeline:
                 load_errors=pc.load_errors,
             )
             self._pm, self._infos = pm, infos
+            # The registry and admission hooks are the pipeline's own: registered last (called
+            # first), not listed among the plugins.
+            pm.register(self.registry.plugin, name=REGISTRY_PLUGIN)
+            pm.register(AdmissionSchema(), name=ADMISSION_PLUGIN + ".config")
             self.config = self._validate_sections(pm, self.config, self._plugins)
             PipelineHooks(pm).configure(self.config)
+            if self._admission is None:
+                self._admission = Admission.from_config(self.config)
+            if self._admission.active:
+                pm.register(AdmissionPlugin(self._admission), name=ADMISSION_PLUGIN)
+            else:
+                self._admission = None
             self._table = table = HookTable(pm)
             return pm, table
 
@@ -218,17 +249,28 @@ class Pipeline:
         metadata: Mapping[str, Any] | None = None,
         agent_id: str | None = None,
         stream_id: str | None = None,
+        output: Any = None,
+        tools: Mapping[str, Any] | Sequence[Any] | None = None,
     ) -> Stream:
-        """Open a logical stream on ``source`` (a source factory, or an iterator of strings)."""
+        """Open a logical stream on ``source`` (a source factory, or an iterator of strings).
+
+        ``output`` (a pydantic model, a ``TypeAdapter``-able type or a JSON schema) makes it a typed
+        stream, ``tools`` (``{"name": Model}`` or ``[Model, ...]``) types tool-call arguments: see
+        docs/structured.md.
+        """
         table = self._ensure()[1]
-        return Stream(
+        stream = Stream(
             as_source(source),
             table=table,
             config=self.config,
             metadata=metadata,
             agent_id=agent_id,
             stream_id=stream_id,
+            output=output,
+            tools=tools,
         )
+        self.registry.add(stream)
+        return stream
 
 
 def _disabled_sections(pm: pluggy.PluginManager, plugins: Iterable[Any] = ()) -> dict[str, str]:
@@ -278,14 +320,19 @@ def open(
     metadata: Mapping[str, Any] | None = None,
     agent_id: str | None = None,
     stream_id: str | None = None,
+    output: Any = None,
+    tools: Mapping[str, Any] | Sequence[Any] | None = None,
 ) -> Stream:
     """Open a stream on ``source`` with the default pipeline, or a new one for ``plugins``/``config``.
 
     ``async with schwarm_stream.open(source) as stream: async for event in stream: ...``.
     Passing ``plugins`` or ``config`` builds a pipeline for this one stream;
-    build a :class:`Pipeline` once to reuse them cheaply.
+    build a :class:`Pipeline` once to reuse them cheaply. ``output=Model`` makes it a typed
+    stream (docs/structured.md).
     """
     pipeline = (
         default_pipeline() if plugins is None and config is None else Pipeline(plugins or (), config=config)
     )
-    return pipeline.open(source, metadata=metadata, agent_id=agent_id, stream_id=stream_id)
+    return pipeline.open(
+        source, metadata=metadata, agent_id=agent_id, stream_id=stream_id, output=output, tools=tools
+    )
