@@ -36,6 +36,7 @@ __all__ = [
     "Extra",
     "Finish",
     "Heartbeat",
+    "Partial",
     "Reset",
     "ResponseInfo",
     "ToolCallDelta",
@@ -187,8 +188,33 @@ class Heartbeat(_Replace):
     is_content = False
 
 
-Event = Chunk | ToolCallDelta | Usage | Finish | ResponseInfo | Extra | Reset | Heartbeat
-"""Any normalized event."""
+@dataclass(slots=True, eq=True, repr=True)
+class Partial(_Replace):
+    """A typed stream's best partial value so far (``open(source, output=...)``, ``tools=...``).
+
+    Not from the provider: the stream derives it from the text (or tool-call arguments) just
+    delivered and yields it right after that event, to its own consumer only (hooks and sinks see
+    the provider's events). ``value`` is the typed value (an instance of the partial model, every
+    field optional; for a JSON schema the data), ``data`` the plain JSON parsed so far. Values
+    still being written are marked, never guessed: ``incomplete`` lists their paths (object keys
+    and array indices from the root, ``()`` being the root), outermost first; a number or literal
+    without its delimiter is left out. ``index`` is ``None`` for the answer, else the tool call's
+    index, with its ``name``. ``seq`` is the seq of the event it follows.
+    """
+
+    value: Any
+    data: Any = None
+    incomplete: tuple[tuple[str | int, ...], ...] = ()
+    index: int | None = None
+    name: str | None = None
+    seq: int = 0
+    raw: Any = field(default=None, compare=False, repr=False)
+
+    is_content = False
+
+
+Event = Chunk | ToolCallDelta | Usage | Finish | ResponseInfo | Extra | Reset | Heartbeat | Partial
+"""Any normalized event (:class:`Partial` only on typed streams, derived by the stream itself)."""
 
 
 #: Per event type: the fields an observer must not change, as one ``attrgetter``

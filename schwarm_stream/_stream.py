@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._delivery import EventMutated, HookTimeout
-from ._events import Event
+from ._errors import StreamCancelled
+from ._events import Chunk, Event, Partial
 from ._loop import TRUNCATION_REASONS, Attempt, AttemptLoop
 from ._message import Message
 from ._stash import Stash, StashKey
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ._dispatch import HookTable
     from .config import Config
     from .sources import Source
+    from .structured import TypedOutput
 
 __all__ = [
     "TOOL_CALLS",
@@ -110,7 +112,15 @@ class Stream(AttemptLoop):
         metadata: Mapping[str, Any] | None = None,
         agent_id: str | None = None,
         stream_id: str | None = None,
+        output: Any = None,
+        tools: Mapping[str, Any] | Sequence[Any] | None = None,
     ) -> None:
+        #: the typed side (``output=`` / ``tools=``): partial values, validated ones at the end
+        self.typed: TypedOutput | None = None
+        if output is not None or tools:
+            from .structured import TypedOutput
+
+            source, self.typed = TypedOutput.prepare(source, output, tools)
         self.id: str = stream_id or uuid.uuid4().hex
         self.agent_id = agent_id
         self.source = source
@@ -135,8 +145,28 @@ class Stream(AttemptLoop):
 
     def __aiter__(self) -> AsyncIterator[Event]:
         if self._gen is None:
-            self._gen = self._run()
+            self._gen = self._run() if self.typed is None else self._typed_run(self.typed)
         return self._gen
+
+    async def _typed_run(self, typed: TypedOutput) -> AsyncGenerator[Event, None]:
+        """The events, each followed by the :class:`Partial` it produced (typed streams)."""
+        inner = self._run()
+        on_event = typed.on_event
+        try:
+            async for ev in inner:
+                yield ev
+                partial = on_event(ev)
+                if partial is not None:
+                    yield partial
+        finally:
+            await inner.aclose()
+
+    def _check_tool_arguments(self, message: Message) -> None:
+        # The attempt's last check before it counts as complete: a typed stream validates here,
+        # so an invalid answer is a StreamError of this attempt and stream_error decides about it.
+        super()._check_tool_arguments(message)
+        if self.typed is not None:
+            self.typed.finish(message, self.provider)
 
     async def aclose(self) -> None:
         """Close the provider stream (if open) and end the stream; idempotent."""
@@ -148,6 +178,91 @@ class Stream(AttemptLoop):
         async for _ in self:
             pass
         return self.message
+
+    # -- the SDK-shaped helpers (the names the OpenAI and Anthropic SDKs use) -----------------
+
+    @property
+    def text_stream(self) -> AsyncIterator[str]:
+        """The text deltas only (choice 0), as the SDKs' ``stream.text_stream``; consumes the stream.
+
+        A :class:`~schwarm_stream.Reset` (only with a restart/fallback recovery configured) cannot
+        be shown as text: iterate the events when you configure one.
+        """
+        return self._text_deltas()
+
+    async def _text_deltas(self) -> AsyncGenerator[str, None]:
+        async for ev in self:
+            if type(ev) is Chunk and ev.kind == "text" and ev.choice == 0:
+                yield ev.text
+
+    @property
+    def partial_stream(self) -> AsyncIterator[Any]:
+        """The typed partial answers (``Partial.value``) of a typed stream; consumes the stream."""
+        self._need_typed("partial_stream")
+        return self._partials()
+
+    async def _partials(self) -> AsyncGenerator[Any, None]:
+        async for ev in self:
+            if type(ev) is Partial and ev.index is None:
+                yield ev.value
+
+    async def until_done(self) -> Stream:
+        """Consume the rest of the stream; raises its error (as the SDKs' ``until_done()``)."""
+        if self.outcome is None:
+            async for _ in self:
+                pass
+        self._raise_failure()
+        return self
+
+    async def get_final_message(self) -> Message:
+        """The final message, after consuming the rest (raises the stream's error)."""
+        await self.until_done()
+        return self.message
+
+    async def final_text(self) -> str:
+        """The final message's text, after consuming the rest (raises the stream's error)."""
+        return (await self.get_final_message()).text
+
+    get_final_text = final_text  # the Anthropic SDK's name
+
+    async def get_final_output(self) -> Any:
+        """A typed stream's validated answer, after consuming the rest.
+
+        Raises the stream's error: :class:`~schwarm_stream.InvalidOutput` when the answer did not
+        validate (or was cut off), the transport's or provider's error when it broke.
+        """
+        typed = self._need_typed("get_final_output()")
+        await self.until_done()
+        if not typed.done or typed.output_type is None:
+            raise TypeError("this stream has no output type: open(source, output=...) for get_final_output()")
+        return typed.output
+
+    async def get_final_tool_arguments(self) -> dict[int, Any]:
+        """Tool call index -> validated arguments of the calls to tools declared with a type (``tools=``)."""
+        typed = self._need_typed("get_final_tool_arguments()")
+        await self.until_done()
+        return dict(typed.tool_arguments)
+
+    @property
+    def partial_output(self) -> Any:
+        """A typed stream's best partial answer so far (``None`` before any, or on untyped streams)."""
+        return None if self.typed is None else self.typed.partial_output
+
+    def _need_typed(self, what: str) -> TypedOutput:
+        if self.typed is None:
+            raise TypeError(f"{what} needs a typed stream: open(source, output=...) or tools=...")
+        return self.typed
+
+    def _raise_failure(self) -> None:
+        """After the end: raise what ended the stream, unless it completed (or ended ``partial``)."""
+        if self.outcome in ("error", "cancelled"):
+            if self.error is not None:
+                raise self.error
+            err = StreamCancelled("the stream was closed before it ended", provider=self.provider)
+            err.partial = self.message
+            err.attempts = self.attempt
+            err.stream_id = self.id
+            raise err
 
     @property
     def message(self) -> Message:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ._events import Event
+from ._events import Chunk, Event, Partial
 from ._message import Message
 from ._stream import Stream, StreamStats
 
@@ -70,6 +70,59 @@ class SyncStream:
     @property
     def message(self) -> Message:
         return self.stream.message
+
+    # -- the SDK-shaped helpers, as on the async stream -------------------------------------
+
+    @property
+    def text_stream(self) -> Iterator[str]:
+        """The text deltas only (choice 0), as the SDKs' ``stream.text_stream``; consumes the stream."""
+        return (ev.text for ev in self if type(ev) is Chunk and ev.kind == "text" and ev.choice == 0)
+
+    @property
+    def partial_stream(self) -> Iterator[Any]:
+        """The typed partial answers (``Partial.value``) of a typed stream; consumes the stream."""
+        self.stream._need_typed("partial_stream")
+        return (ev.value for ev in self if type(ev) is Partial and ev.index is None)
+
+    def until_done(self) -> SyncStream:
+        """Consume the rest of the stream; raises its error."""
+        if self.stream.outcome is None:
+            for _ in self:
+                pass
+        self.stream._raise_failure()
+        return self
+
+    def get_final_message(self) -> Message:
+        """The final message, after consuming the rest (raises the stream's error)."""
+        self.until_done()
+        return self.stream.message
+
+    def final_text(self) -> str:
+        """The final message's text, after consuming the rest (raises the stream's error)."""
+        return self.get_final_message().text
+
+    get_final_text = final_text  # the Anthropic SDK's name
+
+    def get_final_output(self) -> Any:
+        """A typed stream's validated answer, after consuming the rest (raises the stream's error)."""
+        typed = self.stream._need_typed("get_final_output()")
+        self.until_done()
+        if not typed.done or typed.output_type is None:
+            raise TypeError(
+                "this stream has no output type: open_sync(source, output=...) for get_final_output()"
+            )
+        return typed.output
+
+    def get_final_tool_arguments(self) -> dict[int, Any]:
+        """Tool call index -> validated arguments of the calls to tools declared with a type."""
+        typed = self.stream._need_typed("get_final_tool_arguments()")
+        self.until_done()
+        return dict(typed.tool_arguments)
+
+    @property
+    def partial_output(self) -> Any:
+        """A typed stream's best partial answer so far."""
+        return self.stream.partial_output
 
     def stats(self) -> StreamStats:
         return self.stream.stats()
@@ -156,10 +209,20 @@ def open_sync(
     config: Any = None,
     metadata: Mapping[str, Any] | None = None,
     agent_id: str | None = None,
+    output: Any = None,
+    tools: Mapping[str, Any] | Sequence[Any] | None = None,
 ) -> SyncStream:
-    """Like :func:`schwarm_stream.open`, for sync code."""
+    """Like :func:`schwarm_stream.open`, for sync code (``output=`` / ``tools=`` as there)."""
     from ._pipeline import open as open_async
 
     return SyncStream(
-        open_async(source, plugins=plugins, config=config, metadata=metadata, agent_id=agent_id)
+        open_async(
+            source,
+            plugins=plugins,
+            config=config,
+            metadata=metadata,
+            agent_id=agent_id,
+            output=output,
+            tools=tools,
+        )
     )
