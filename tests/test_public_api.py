@@ -49,7 +49,8 @@ def test_import_does_not_import_the_sdks() -> None:
         import sys
         import schwarm_stream
         from schwarm_stream import sources
-        leaked = sorted(m for m in ("openai", "anthropic") if m in sys.modules)
+        sdks = ("openai", "anthropic", "boto3", "botocore", "aiobotocore")
+        leaked = sorted(m for m in sdks if m in sys.modules)
         print(",".join(leaked) or "none")
         """
     )
