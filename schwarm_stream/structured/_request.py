@@ -47,9 +47,13 @@ class Shape:
 
 
 def _protocol(source: Any) -> str | None:
-    factory = getattr(source, "factory", None)
-    if factory in (CHAT, RESPONSES, ANTHROPIC) and isinstance(getattr(source, "kwargs", None), dict):
-        return str(factory)
+    """The protocol a source speaks: the ``factory`` of its protocol class (native subclasses too)."""
+    if not isinstance(getattr(source, "kwargs", None), dict):
+        return None
+    for cls in type(source).__mro__:
+        factory = cls.__dict__.get("factory")
+        if factory in (CHAT, RESPONSES, ANTHROPIC):
+            return str(factory)
     return None
 
 

@@ -106,6 +106,33 @@ def _decide(
     )
 
 
+def _typed(answer: _Answer, body: Mapping[str, Any], user: str | None) -> _Answer:
+    """The answer in the shape the request asks for (issue 16): JSON valid for the schema, as text
+    (Chat ``response_format``, Responses ``text.format``, Anthropic ``output_format``) or as the
+    input of the tool an Anthropic ``tool_choice`` forces."""
+    from ..structured import example_for_schema
+
+    word = _proper_noun(user or "") or "Paris"
+    choice = body.get("tool_choice")
+    if isinstance(choice, Mapping) and choice.get("type") == "tool":
+        forced = [
+            t
+            for t in body.get("tools") or ()
+            if isinstance(t, Mapping) and t.get("name") == choice.get("name")
+        ]
+        if forced:
+            args = json.dumps(
+                example_for_schema(forced[0].get("input_schema") or {}, word), ensure_ascii=False
+            )
+            return _Answer("", (str(forced[0]["name"]), args), answer.prompt_tokens, answer.turn)
+    fmt = body.get("response_format") or (body.get("text") or {}).get("format") or body.get("output_format")
+    if answer.tool is None and isinstance(fmt, Mapping) and fmt.get("type") in ("json_schema", "json_object"):
+        schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
+        text = json.dumps(example_for_schema(schema, word), ensure_ascii=False)
+        return _Answer(text, None, answer.prompt_tokens, answer.turn)
+    return answer
+
+
 class OfflineProvider:
     """A deterministic responder for all three provider protocols (see the module docstring).
 
@@ -157,6 +184,7 @@ class OfflineProvider:
             messages,
             len(messages),
         )
+        answer = _typed(answer, body, _text(last.get("content")) if role == "user" else None)
         model = str(body.get("model") or "offline")
         ident, call_id = f"chatcmpl-offline-{answer.turn}", f"call_offline_{answer.turn}"
         usage = {
@@ -214,6 +242,7 @@ class OfflineProvider:
             if isinstance(t, Mapping) and "name" in t
         ]
         answer = _decide(user, result, tools, [body.get("system"), messages], len(messages))
+        answer = _typed(answer, body, user)
         model = str(body.get("model") or "offline")
         ident, tool_id = f"msg_offline_{answer.turn}", f"toolu_offline_{answer.turn}"
         usage = {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens}
@@ -265,6 +294,7 @@ class OfflineProvider:
             if isinstance(t, Mapping) and t.get("type") == "function" and "name" in t
         ]
         answer = _decide(user, result, tools, [body.get("instructions"), items], turn)
+        answer = _typed(answer, body, user)
         model = str(body.get("model") or "offline")
         ident = f"resp_offline_{turn}"
         usage = {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens}
