@@ -9,6 +9,10 @@ as ordinary plugins, and the core knows none of them.
 
 Each module is also importable under its older name, ``schwarm_stream.agent``, ``schwarm_stream.multi``,
 ... (the same module object).
+
+Each async form has a sync twin for code without an event loop (a script, Flask): ``agent_loop_sync``,
+``merge_sync``, ``race_sync``, ``hedge_sync``, ``compare_sync`` and ``SyncFanout``, as
+:func:`~schwarm_stream.open_sync` is :func:`~schwarm_stream.open`'s.
 """
 
 from __future__ import annotations
@@ -17,15 +21,17 @@ from .agent import (
     AgentEvent,
     AgentLoop,
     Outcome,
+    SyncAgentLoop,
     ToolFunction,
     ToolResult,
     Turn,
     TurnEnd,
     TurnStart,
     agent_loop,
+    agent_loop_sync,
 )
 from .callbacks import CALLBACKS, CallbackHandler
-from .fanout import DROP_FLAG, Fanout, OverflowPolicy, Subscriber
+from .fanout import DROP_FLAG, Fanout, OverflowPolicy, Subscriber, SyncFanout, SyncSubscriber
 from .multi import (
     ComparisonReport,
     HedgePolicy,
@@ -34,11 +40,17 @@ from .multi import (
     NoWinner,
     Raced,
     SourceResult,
+    SyncMerged,
+    SyncRaced,
     Tagged,
     compare,
+    compare_sync,
     hedge,
+    hedge_sync,
     merge,
+    merge_sync,
     race,
+    race_sync,
 )
 from .ratelimit import RateLimit, TokenBucket
 
@@ -60,6 +72,11 @@ __all__ = [
     "RateLimit",
     "SourceResult",
     "Subscriber",
+    "SyncAgentLoop",
+    "SyncFanout",
+    "SyncMerged",
+    "SyncRaced",
+    "SyncSubscriber",
     "Tagged",
     "TokenBucket",
     "ToolFunction",
@@ -68,8 +85,13 @@ __all__ = [
     "TurnEnd",
     "TurnStart",
     "agent_loop",
+    "agent_loop_sync",
     "compare",
+    "compare_sync",
     "hedge",
+    "hedge_sync",
     "merge",
+    "merge_sync",
     "race",
+    "race_sync",
 ]
