@@ -445,11 +445,18 @@ async def compress_frames(
 ) -> AsyncGenerator[bytes, None]:
     """``frames`` compressed with ``encoding``, one flushed piece per frame (see :class:`FrameCompressor`).
 
-    The end of the compressed stream is written when ``frames`` ends, not when the client goes away.
+    The end of the compressed stream is written when ``frames`` ends; closing this generator closes
+    ``frames`` too (a disconnect ends the subscription at once).
     """
     comp = FrameCompressor(encoding, level=level)
-    async for frame in frames:
-        out = comp.compress(frame)
-        if out:
-            yield out
-    yield comp.finish()
+    try:
+        async for frame in frames:
+            out = comp.compress(frame)
+            if out:
+                yield out
+        yield comp.finish()
+    finally:
+        # closed early (the client went away): close the frames now, not when collected
+        aclose = getattr(frames, "aclose", None)
+        if aclose is not None:
+            await aclose()

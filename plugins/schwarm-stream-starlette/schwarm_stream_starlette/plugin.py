@@ -44,6 +44,14 @@ class WebSettings(BaseModel):
     max_body: int | None = Field(
         1_048_576, ge=0, description="largest request body in bytes (413 beyond it; None: no limit)"
     )
+    compression: tuple[Literal["zstd", "br", "gzip"], ...] = Field(
+        ("zstd", "br", "gzip"),
+        description="content codings SSE replies may use when the client accepts them, preferred first "
+        "(zstd needs zstandard, br needs brotli; empty: never compress)",
+    )
+    compression_level: int | None = Field(
+        None, description="the coder's level (None: gzip 6, zstd 3, brotli 5: fast enough to flush per event)"
+    )
     cors_origins: tuple[str, ...] = Field(
         (), description="origins allowed to read the endpoints cross-origin (empty: CORS closed; '*' refused)"
     )
