@@ -17,7 +17,7 @@ import anthropic
 import openai
 import pytest
 
-from schwarm_stream import Chunk, StreamIncomplete, hookimpl
+from schwarm_stream import Chunk, StreamIncomplete
 from schwarm_stream.compose.agent import (
     AgentLoop,
     SyncAgentLoop,
@@ -35,25 +35,10 @@ from schwarm_stream.testing.server import (
     ThreadedProviderServer,
     openai_chat_events,
 )
-from tests.support.threads import no_new_threads
+from tests.support.sync_checks import Ends, no_new_threads
+from tests.test_agent import ANTHROPIC_TOOLS, ASK, CHAT_TOOLS, RESPONSES_TOOLS  # the async loop's tests
 
-WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-CHAT_TOOLS: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
-ANTHROPIC_TOOLS: Any = [{"name": "get_weather", "description": "Weather", "input_schema": WEATHER}]
-RESPONSES_TOOLS: Any = [{"type": "function", "name": "get_weather", "parameters": WEATHER}]
-ASK = "What's the weather in Berlin?"
 CORE = {"plugins": {"autoload": False, "disable": ["retry", "recovery", "timeouts"]}}
-
-
-class Ends:
-    """Records each stream's outcome at ``stream_end``."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[str | None] = []
-
-    @hookimpl
-    def stream_end(self, stream: Any) -> None:
-        self.outcomes.append(stream.outcome)
 
 
 @pytest.fixture

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
-from schwarm_stream import Chunk, Event, StreamIncomplete, hookimpl, open_sync
+from schwarm_stream import Chunk, Event, StreamIncomplete, open_sync
 from schwarm_stream.compose.fanout import DROP_FLAG, SyncFanout, SyncSubscriber
 from schwarm_stream.sources import from_iterator, openai_chat
 from schwarm_stream.testing.server import SSEReply, Stall, ThreadedProviderServer, openai_chat_events
-from tests.support.threads import no_new_threads
+from tests.support.sync_checks import Ends, no_new_threads
 
 N = 40  # text parts; the stream delivers N chunks + 1 finish
 CORE = {"plugins": {"autoload": False, "disable": ["retry", "recovery", "timeouts"]}}
@@ -21,15 +20,6 @@ CORE = {"plugins": {"autoload": False, "disable": ["retry", "recovery", "timeout
 
 def parts(n: int = N) -> list[str]:
     return [f"w{i} " for i in range(n)]
-
-
-class Ends:
-    def __init__(self) -> None:
-        self.outcomes: list[str | None] = []
-
-    @hookimpl
-    def stream_end(self, stream: Any) -> None:
-        self.outcomes.append(stream.outcome)
 
 
 def consume(sub: SyncSubscriber, into: list[Event], errors: list[BaseException]) -> threading.Thread:

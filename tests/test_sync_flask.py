@@ -20,7 +20,7 @@ import pytest
 from httpx_sse import connect_sse
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from schwarm_stream import Pipeline, hookimpl
+from schwarm_stream import Pipeline
 from schwarm_stream.testing.server import (
     OfflineProvider,
     Sleep,
@@ -28,7 +28,7 @@ from schwarm_stream.testing.server import (
     ThreadedProviderServer,
     openai_chat_events,
 )
-from tests.support.threads import no_new_threads
+from tests.support.sync_checks import Ends, no_new_threads
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_sse.py"
 CORE = {"plugins": {"autoload": False, "disable": ["retry", "recovery", "timeouts"]}}
@@ -44,19 +44,6 @@ def example() -> Iterator[ModuleType]:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         yield module
-
-
-class Ends:
-    """Each stream's outcome at ``stream_end``; ``ended`` is set by the first."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[str | None] = []
-        self.ended = threading.Event()
-
-    @hookimpl
-    def stream_end(self, stream: Any) -> None:
-        self.outcomes.append(stream.outcome)
-        self.ended.set()
 
 
 def serve(app: Any) -> tuple[BaseWSGIServer, str]:

@@ -30,7 +30,7 @@ from schwarm_stream.compose.multi import (
 )
 from schwarm_stream.sources import from_iterator, openai_chat
 from schwarm_stream.testing.server import SSEReply, Stall, ThreadedProviderServer, openai_chat_events
-from tests.support.threads import no_new_threads
+from tests.support.sync_checks import no_new_threads
 
 PIPELINE = Pipeline(config={"plugins": {"autoload": False, "disable": ["retry", "recovery", "timeouts"]}})
 

@@ -15,11 +15,12 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["Bridged", "LoopThread", "iterate", "run_once"]
+__all__ = ["Bridged", "BridgedContext", "LoopThread", "iterate", "run_once"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 R = TypeVar("R")
 B = TypeVar("B", bound="Bridged")
 
@@ -193,6 +194,33 @@ class Bridged:
         finally:
             if auto:
                 self._close(None)
+
+
+class _AsyncContextIterable(Protocol[T_co]):
+    """What ``merge()`` and ``race()`` return: entered with ``async with``, then iterated."""
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc_info: Any) -> Any: ...
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+
+class BridgedContext(Bridged, Generic[T]):
+    """A sync form of an async context manager that is iterated inside it (:class:`Merged`, :class:`Raced`)."""
+
+    def __init__(self, inner: _AsyncContextIterable[T], name: str) -> None:
+        super().__init__(name)
+        self._inner = inner
+
+    async def _aenter(self) -> None:
+        await self._inner.__aenter__()
+
+    async def _aexit(self, exc: BaseException | None) -> None:
+        await self._inner.__aexit__(None if exc is None else type(exc), exc, None)
+
+    def __iter__(self) -> Iterator[T]:
+        return self._events(self._inner.__aiter__)
 
 
 def run_once(name: str, step: Callable[[], Awaitable[R]]) -> R:

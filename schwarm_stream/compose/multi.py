@@ -30,7 +30,7 @@ import difflib
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,7 +40,7 @@ from .._message import Message
 from .._pipeline import Pipeline, default_pipeline
 from .._stream import Stream
 from ..sources import Source, as_source
-from ._sync_bridge import Bridged, run_once
+from ._sync_bridge import BridgedContext, run_once
 
 __all__ = [
     "ComparisonReport",
@@ -573,7 +573,7 @@ async def compare(
 # -- sync forms ---------------------------------------------------------------------
 
 
-class SyncMerged(Bridged):
+class SyncMerged(BridgedContext[Tagged]):
     """A :class:`Merged` for sync code: ``with merge_sync(a, b) as m: for t in m: ...``.
 
     The same :class:`Tagged` events, fairness, priorities and backpressure; the streams run on a
@@ -583,18 +583,9 @@ class SyncMerged(Bridged):
     """
 
     def __init__(self, merged: Merged) -> None:
-        super().__init__("schwarm-merge")
+        super().__init__(merged, "schwarm-merge")
         #: The async merge this one drives.
         self.merged = merged
-
-    async def _aenter(self) -> None:
-        await self.merged.__aenter__()
-
-    async def _aexit(self, exc: BaseException | None) -> None:
-        await self.merged.aclose()
-
-    def __iter__(self) -> Iterator[Tagged]:
-        return self._events(self.merged.__aiter__)
 
     @property
     def messages(self) -> dict[str, Message]:
@@ -612,7 +603,7 @@ class SyncMerged(Bridged):
         return self.merged.streams
 
 
-class SyncRaced(Bridged):
+class SyncRaced(BridgedContext[Event]):
     """A :class:`Raced` for sync code: ``with race_sync(a, b) as r: for ev in r: ...``.
 
     The winner's events; the losers are cancelled as in the async race. Made by :func:`race_sync`
@@ -620,18 +611,9 @@ class SyncRaced(Bridged):
     """
 
     def __init__(self, raced: Raced) -> None:
-        super().__init__("schwarm-race")
+        super().__init__(raced, "schwarm-race")
         #: The async race this one drives.
         self.raced = raced
-
-    async def _aenter(self) -> None:
-        await self.raced.__aenter__()
-
-    async def _aexit(self, exc: BaseException | None) -> None:
-        await self.raced.__aexit__(None, None, None)
-
-    def __iter__(self) -> Iterator[Event]:
-        return self._events(self.raced.__aiter__)
 
     @property
     def winner(self) -> str | None:
