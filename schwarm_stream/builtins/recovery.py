@@ -21,6 +21,12 @@ class (first applicable one of a list wins):
 ``resume``
     provider-native resume (OpenAI Responses background mode, ``starting_after``
     the last ``sequence_number``): exact. ``message.recovery == "resumed"``.
+``repair``
+    for a typed stream's :class:`~schwarm_stream.InvalidOutput` (``on_error = {invalid_output =
+    "repair"}``): ask the model again, after a reset, with its invalid answer and pydantic's errors
+    (an assistant turn and a user turn; for an Anthropic forced tool, a ``tool_result`` with
+    ``is_error``). Waits and ``max_recoveries`` apply as to every recovery. ``message.recovery ==
+    "fallback"`` (the request changed).
 ``partial``
     end now with the partial message (``complete=False``), no exception.
 ``raise``
@@ -48,6 +54,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 from pydantic import BaseModel, BeforeValidator, Field
 
 from .._errors import (
+    InvalidOutput,
     InvalidToolArguments,
     LimitExceeded,
     ProtocolError,
@@ -63,6 +70,7 @@ from ..config import ConfigSection, comma_list
 from ..decisions import BACKOFF, Action, Recovery, not_retryable_reason
 from ..hookspecs import hookimpl
 from ..sources import Source
+from ..structured import repair_source
 
 if TYPE_CHECKING:
     from .._events import Event
@@ -79,9 +87,17 @@ def _strategy_list(value: Any) -> Any:
     return value
 
 
-Strategy = Literal["restart", "continue", "fallback", "resume", "partial", "raise"]
+Strategy = Literal["restart", "continue", "fallback", "resume", "repair", "partial", "raise"]
 ErrorClass = Literal[
-    "incomplete", "timeout", "transport", "provider", "protocol", "invalid_tool_arguments", "limit", "other"
+    "incomplete",
+    "timeout",
+    "transport",
+    "provider",
+    "protocol",
+    "invalid_tool_arguments",
+    "invalid_output",
+    "limit",
+    "other",
 ]
 
 
@@ -175,6 +191,8 @@ def error_class(error: StreamError) -> str:
         return "provider"
     if isinstance(error, InvalidToolArguments):
         return "invalid_tool_arguments"
+    if isinstance(error, InvalidOutput):
+        return "invalid_output"
     if isinstance(error, ProtocolError):
         return "protocol"
     if isinstance(error, LimitExceeded):
@@ -262,7 +280,7 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
         return "raise"
     cfg: RecoveryConfig = stream.config.section("recovery")
     st = _state(stream)
-    if not stream.committed:
+    if not stream.committed and not isinstance(error, InvalidOutput):
         # The retry plugin declined (not retryable, attempts, deadline or budget used up).
         mode = cfg.fallback_before_commit
         if mode == "any" or (mode == "retryable" and not_retryable_reason(error) is None):
@@ -285,7 +303,12 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
             continue  # the total timeout bounds the whole stream: only partial or raise are left
         src = stream.current_source
         nxt: Source | None = None
-        if strategy == "resume":
+        if strategy == "repair":
+            # the answer is the model's own, so asking again replays no tool call an agent ran
+            nxt = repair_source(src, error) if isinstance(error, InvalidOutput) else None
+            if nxt is None:
+                continue
+        elif strategy == "resume":
             if src.resumption(stream) is None:
                 continue
         elif whole_tools:
@@ -304,6 +327,8 @@ def stream_error(stream: Stream, error: StreamError) -> Recovery | str | None:
         if delay is None:
             return "raise"  # the provider asked for a longer wait than retry.max_retry_after
         st.recoveries += 1
+        if strategy == "repair":
+            return Recovery("fallback", source=nxt, delay=delay, reason=f"repair: {error}")
         if nxt is not None:
             st.fallback_index += 1
             return Recovery("fallback", source=nxt, delay=delay, reason=str(error))
