@@ -24,21 +24,26 @@ SSE responses come from sse-starlette (keep-alive pings, disconnect detection, s
 ``Cache-Control: no-store`` and ``X-Accel-Buffering: no`` so proxies neither cache nor buffer them.
 """
 
+from ._admin import AdminAuthorize, admin_routes
 from ._guard import WebGuard
-from ._hub import Authorize, Channel, Producer, StreamHub
+from ._hub import Authorize, Channel, Connection, Producer, StreamHub, refused_response
 from ._serve import ThreadedServer, serve
 from .plugin import WebSettings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdminAuthorize",
     "Authorize",
     "Channel",
+    "Connection",
     "Producer",
     "StreamHub",
     "ThreadedServer",
     "WebGuard",
     "WebSettings",
     "__version__",
+    "admin_routes",
+    "refused_response",
     "serve",
 ]

@@ -265,6 +265,15 @@ class StreamHub:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def admin_routes(
+        self, *, authorize: Any, registry: Any = None, prefix: str = "/admin/streams"
+    ) -> list[Any]:
+        """The registry's admin endpoint (opt-in, ``authorize(request)`` gates every request): see
+        :func:`~schwarm_stream_starlette.admin_routes`; the hub's :attr:`admission` stats included."""
+        from ._admin import admin_routes
+
+        return admin_routes(authorize=authorize, registry=registry, admission=self.admission, prefix=prefix)
+
     # -- broadcast and direct delivery ----------------------------------------------------------
 
     def broadcast(self, data: Any, *, event: str | None = "message") -> int:
