@@ -49,6 +49,7 @@ REGISTRY_PLUGIN = "schwarm_stream.registry"
 QUEUED: StashKey[bool] = StashKey()
 
 _OPENED: StashKey[float] = StashKey()
+_REGISTRY: StashKey[StreamRegistry] = StashKey()
 _LOOP: StashKey[asyncio.AbstractEventLoop] = StashKey()
 
 
@@ -182,7 +183,6 @@ class StreamRegistry:
         self._lock = threading.Lock()
         self._live: weakref.WeakSet[Stream] = weakref.WeakSet()
         self._by_id: weakref.WeakValueDictionary[str, Stream] = weakref.WeakValueDictionary()
-        self._plugin = _RegistryPlugin(self)
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -286,12 +286,14 @@ class StreamRegistry:
 
     @property
     def plugin(self) -> Any:
-        """The hook implementations a pipeline registers for this registry (one object per registry)."""
-        return self._plugin
+        """The hook implementations a pipeline registers (one object for every registry: each stream
+        reports to the registry it was added to, so ``pipeline.registry`` may be replaced)."""
+        return _HOOKS
 
     def add(self, stream: Stream) -> None:
         """Make ``stream`` visible (``Pipeline.open`` calls this); weakly held."""
         stream.stash[_OPENED] = time.monotonic()
+        stream.stash[_REGISTRY] = self
         with self._lock:
             self._live.add(stream)
             self._by_id[stream.id] = stream
@@ -354,10 +356,7 @@ def _info(stream: Stream, now: float) -> StreamInfo:
 
 
 class _RegistryPlugin:
-    """The registry's hooks: where a stream runs, every failure, and the end (fold, then forget)."""
-
-    def __init__(self, registry: StreamRegistry) -> None:
-        self._registry = registry
+    """The registry hooks: where a stream runs, every failure, and the end (fold, then forget)."""
 
     @hookimpl(tryfirst=True)
     def stream_start(self, stream: Stream) -> None:
@@ -367,12 +366,19 @@ class _RegistryPlugin:
             pass
 
     @hookimpl(tryfirst=True)
-    def stream_error(self, error: StreamError) -> None:
-        self._registry._failed(error)  # observe only: never decides
+    def stream_error(self, stream: Stream, error: StreamError) -> None:
+        registry = stream.stash.get(_REGISTRY)
+        if registry is not None:
+            registry._failed(error)  # observe only: never decides
 
     @hookimpl(trylast=True)
     def stream_end(self, stream: Stream) -> None:
-        self._registry._ended_stream(stream)
+        registry = stream.stash.get(_REGISTRY)
+        if registry is not None:
+            registry._ended_stream(stream)
+
+
+_HOOKS = _RegistryPlugin()
 
 
 _default: StreamRegistry | None = None

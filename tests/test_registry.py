@@ -243,3 +243,12 @@ async def test_failures_count_recovered_errors_too(
     st = reg.get_all_stats()
     assert st.by_outcome == {"complete": 1} and st.errors == {}
     assert st.failures == {"TransportError": 1} and st.attempts == 2
+
+
+async def test_a_replaced_pipeline_registry_gets_the_streams_opened_after(
+    pipe: Pipeline, reg: StreamRegistry
+) -> None:
+    assert await _drain(pipe, ScriptedSource(["a"])) is None
+    pipe.registry = mine = StreamRegistry()  # the CLI does this after building the pipeline
+    assert await _drain(pipe, ScriptedSource(["b"])) is None
+    assert reg.get_all_stats().ended == 1 and mine.get_all_stats().ended == 1

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 if TYPE_CHECKING:
-    from .. import Reset, StreamStats, ToolCallDelta
+    from .. import RegistryStats, Reset, StreamStats, ToolCallDelta
     from ..agent import ToolResult
 
-__all__ = ["Renderer", "format_stats", "wants_color"]
+__all__ = ["Renderer", "format_registry", "format_stats", "wants_color"]
 
 _CLEAR_LINE = "\r\x1b[2K"
 _UP = "\x1b[1A"
@@ -53,6 +53,29 @@ def format_stats(stats: StreamStats, *, live: bool = False) -> str:
     parts.append(_plural(stats.attempts, "attempt"))
     if stats.resets:
         parts.append(_plural(stats.resets, "reset"))
+    return " · ".join(parts)
+
+
+def format_registry(stats: RegistryStats) -> str:
+    """The stream registry's aggregates on one line, for ``run --stats`` and ``compare``.
+
+    ``"streams: 2 ended (2 complete) · first content p50 85 ms, p99 120 ms · duration p50 1.20 s,
+    p99 1.50 s · tokens 12 in, 420 out"``, then errors by type when there were any.
+    """
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(stats.by_outcome.items()))
+    parts = [f"streams: {stats.ended} ended" + (f" ({outcomes})" if outcomes else "")]
+    if stats.live:
+        parts[0] += f", {stats.live} live"
+    t = stats.time_to_first_content
+    if t.count and t.p50 is not None and t.p99 is not None:
+        parts.append(f"first content p50 {t.p50 * 1000:.0f} ms, p99 {t.p99 * 1000:.0f} ms")
+    d = stats.duration
+    if d.count and d.p50 is not None and d.p99 is not None:
+        parts.append(f"duration p50 {d.p50:.2f} s, p99 {d.p99:.2f} s")
+    if stats.input_tokens or stats.output_tokens:
+        parts.append(f"tokens {stats.input_tokens} in, {stats.output_tokens} out")
+    if stats.errors:
+        parts.append("errors: " + ", ".join(f"{k}: {n}" for k, n in sorted(stats.errors.items())))
     return " · ".join(parts)
 
 

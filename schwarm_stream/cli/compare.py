@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import Pipeline, Stream, StreamError
+from .. import Pipeline, Stream, StreamError, StreamRegistry
 from ._common import (
     DEFAULT_URLS,
     EXIT_OK,
@@ -23,6 +23,7 @@ from ._common import (
     hint,
 )
 from ._env import api_key, load_pipeline
+from ._render import format_registry
 from ._retries import on_stderr
 from ._sources import provider_source
 
@@ -108,6 +109,7 @@ def compare(
     pipeline = load_pipeline(config_path)
     # Each retry on stderr as it starts, named by the stream's row (merge tags each stream it opens).
     pipeline.register(on_stderr(label=_row_name), name="schwarm-stream-cli.retries")
+    pipeline.registry = registry = StreamRegistry()  # the compared streams only (not the warm-up)
     if offline:
         report = asyncio.run(_measured(provider, _compare_offline(provider, pipeline, max_tokens, prompt)))
     else:
@@ -115,8 +117,13 @@ def compare(
         sources = [provider_source(provider, key, base_url, m, max_tokens, prompt) for m in models]
         report = asyncio.run(_measured(provider, _compare_sources(sources, pipeline)))
     out = sys.stdout
-    out.write((dumps(report.to_dict()) if as_json else report.render()) + "\n")
+    totals = registry.get_all_stats()
+    out.write(
+        (dumps({**report.to_dict(), "registry": totals.to_dict()}) if as_json else report.render()) + "\n"
+    )
     out.flush()
+    if not as_json:
+        click.echo(format_registry(totals), err=True)
     failed = [r for r in report.results if not r.complete]
     if failed and not as_json:
         url = base_url or DEFAULT_URLS[provider]

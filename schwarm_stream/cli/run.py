@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import click
 
-from .. import Pipeline, StreamError, TransportError
+from .. import Pipeline, StreamError, StreamRegistry, TransportError
 from ._common import (
     DEFAULT_URLS,
     EXIT_OK,
@@ -23,7 +23,7 @@ from ._common import (
     result_dict,
 )
 from ._env import api_key, load_pipeline
-from ._render import Renderer, format_stats, wants_color
+from ._render import Renderer, format_registry, format_stats, wants_color
 from ._retries import on_stderr
 from ._sources import provider_source
 
@@ -89,6 +89,7 @@ async def _run(
     r = Renderer(out, color=color and not as_json, live=color and not as_json)
     # Each retry on stderr as it starts: a dead URL is four visible attempts, not seconds of silence.
     pipeline.register(on_stderr(r), name="schwarm-stream-cli.retries")
+    pipeline.registry = registry = StreamRegistry()  # this command's streams only
     err: StreamError | None = None
     stream = pipeline.open(source)
     try:
@@ -102,12 +103,14 @@ async def _run(
     message = stream.message
     stats = stream.stats()
     if as_json:
-        out.write(dumps({**result_dict(message, err), "stats": stats.to_dict()}) + "\n")
+        result = {**result_dict(message, err), "stats": stats.to_dict()}
+        out.write(dumps({**result, "registry": registry.get_all_stats().to_dict()}) + "\n")
         out.flush()
     else:
         r.close_tool()
         if show_stats:
             click.echo(format_stats(stats), err=True)
+            click.echo(format_registry(registry.get_all_stats()), err=True)
     if err is not None:
         if not as_json:
             tries = f" (after {stats.attempts} attempts)" if stats.attempts > 1 else ""
