@@ -30,12 +30,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support (the corpus loader)
 
-from tests.support.corpus import load_corpus  # noqa: E402
-
-from schwarm_stream import Pipeline  # noqa: E402
-from schwarm_stream.sinks import SSESink  # noqa: E402
-from schwarm_stream.sinks.sse import FrameCompressor, available_encodings  # noqa: E402
-from schwarm_stream.sources import from_iterator  # noqa: E402
+from schwarm_stream import Pipeline
+from schwarm_stream.sinks import SSESink
+from schwarm_stream.sinks.sse import FrameCompressor, available_encodings
+from schwarm_stream.sources import from_iterator
+from tests.support.corpus import full_corpus_root, load_corpus
 
 FORMATS = ("json", "vercel")
 
@@ -119,26 +118,28 @@ def measure(replies: list[list[bytes]], coding: str) -> dict[str, Any]:
     }
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument(
-        "--corpus", type=Path, default=None, help="corpus root (default: the full one if present)"
-    )
-    ap.add_argument("--quick", action="store_true", help="the first 20 recorded streams only")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = ap.parse_args()
-    root = args.corpus
-    if root is None and Path("/work/shared/corpus/manifest.json").exists():
-        root = Path("/work/shared/corpus")
-    streams = load_corpus(root)
-    if args.quick:
-        streams = streams[:20]
-    bodies = [d for d in (deltas(s.body) for s in streams) if d]
+async def run(bodies: list[list[str]]) -> list[dict[str, Any]]:
     results = []
     for fmt in FORMATS:
         replies = [await frames_of(pieces, fmt) for pieces in bodies]
         for coding in available_encodings():
             results.append({"format": fmt, "streams": len(replies), **measure(replies, coding)})
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    ap.add_argument(
+        "--corpus", type=Path, default=None, help="corpus root (default: the full one, else the subset)"
+    )
+    ap.add_argument("--quick", action="store_true", help="the first 20 recorded streams only")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args()
+    streams = load_corpus(args.corpus or full_corpus_root())
+    if args.quick:
+        streams = streams[:20]
+    bodies = [d for d in (deltas(s.body) for s in streams) if d]
+    results = asyncio.run(run(bodies))
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -154,4 +155,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
