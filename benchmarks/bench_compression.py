@@ -77,7 +77,7 @@ def deltas(body: bytes) -> list[str]:
 
 async def frames_of(pieces: list[str], fmt: str) -> list[bytes]:
     """The SSE frames the sink sends for a stream of ``pieces`` (the whole reply, frame by frame)."""
-    sink = SSESink(format=fmt, heartbeat=None)
+    sink = SSESink(format=fmt, heartbeat=None, history=1_000_000)  # the whole reply, however long
     pipe = Pipeline([sink], config={"plugins": {"autoload": False}})
 
     async def gen() -> AsyncIterator[str]:
