@@ -313,6 +313,74 @@ def _aws_frame(exc: BaseException, provider: str | None) -> StreamError:
     )
 
 
+#: google-genai (``google.genai.errors``) and the ``ollama`` client: their modules, for the rows below.
+GOOGLE_MODULES = frozenset({"google"})
+OLLAMA_MODULES = frozenset({"ollama"})
+
+
+def _google_retry_delay(details: Any) -> float | None:
+    """The ``google.rpc.RetryInfo`` ``retryDelay`` ("37s") of a Google API error body, in seconds."""
+    err = details.get("error", details) if isinstance(details, Mapping) else None
+    for d in (err.get("details") if isinstance(err, Mapping) else None) or ():
+        delay = d.get("retryDelay") if isinstance(d, Mapping) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
+
+
+def _genai_error(exc: BaseException, provider: str | None) -> StreamError:
+    # APIError / ClientError / ServerError: ``code`` is the HTTP status, or the code of an
+    # ``{"error": ...}`` event inside a 200 stream (the response then says 200).
+    code = getattr(exc, "code", None)
+    response = getattr(exc, "response", None)
+    http = getattr(response, "status_code", None) or getattr(response, "status", None)
+    in_band = http == 200
+    headers = getattr(response, "headers", None)
+    details = getattr(exc, "details", None)
+    status = code if isinstance(code, int) else None
+    etype = getattr(exc, "status", None)
+    where = "error in stream" if in_band else f"returned HTTP {status}"
+    return ProviderError(
+        redact(f"{provider} {where} ({etype}): {getattr(exc, 'message', None) or exc}"),
+        status_code=status,
+        error_type=str(etype) if etype else None,
+        in_band=in_band,
+        retry_after=_google_retry_delay(details) or parse_retry_after(headers),
+        should_retry=should_retry(headers),
+        provider=provider,
+        body=scrub_value(details),
+    )
+
+
+def _genai_bad_response(exc: BaseException, provider: str | None) -> StreamError:
+    return ProtocolError(f"{provider}: response did not parse: {redact(str(exc))[:200]}", provider=provider)
+
+
+def _ollama_error(exc: BaseException, provider: str | None) -> StreamError:
+    # ResponseError: status_code is the HTTP status, or -1 for an {"error": ...} line in the stream.
+    status = getattr(exc, "status_code", -1)
+    message = getattr(exc, "error", None) or str(exc)
+    if not isinstance(status, int) or status < 0:
+        return ProviderError(
+            redact(f"{provider} error in stream: {message}"),
+            error_type="ollama_error",
+            in_band=True,
+            provider=provider,
+            body=scrub_value({"error": message}),
+        )
+    return http_status_error(
+        status,
+        None,
+        message=str(message),
+        error_type=None,
+        body=scrub_value({"error": message}),
+        provider=provider,
+    )
+
+
 def _other(exc: BaseException, provider: str | None) -> StreamError:
     return StreamError(redact(f"{provider}: {type(exc).__name__}: {exc}"), provider=provider)
 
@@ -395,6 +463,29 @@ ERROR_MAP: tuple[Rule, ...] = (
     Rule("aws_frame", ProtocolError, _aws_frame, modules=AWS_MODULES, names=AWS_FRAME_ERRORS),
     Rule("aws_timeout", StreamTimeout, _transport_timeout, modules=AWS_IO_MODULES, name_contains="Timeout"),
     Rule("aws_transport", TransportError, _connection, modules=AWS_IO_MODULES, names=AWS_TRANSPORT_NAMES),
+    # google-genai: the API's errors by their code; a response that is not JSON.
+    Rule(
+        "genai_error",
+        ProviderError,
+        _genai_error,
+        modules=GOOGLE_MODULES,
+        names=frozenset({"APIError", "ClientError", "ServerError"}),
+    ),
+    Rule(
+        "genai_bad_response",
+        ProtocolError,
+        _genai_bad_response,
+        modules=GOOGLE_MODULES,
+        names=frozenset({"UnknownApiResponseError"}),
+    ),
+    # the ollama client: HTTP statuses and in-band error lines are both ResponseError.
+    Rule(
+        "ollama_error",
+        ProviderError,
+        _ollama_error,
+        modules=OLLAMA_MODULES,
+        names=frozenset({"ResponseError"}),
+    ),
     Rule("json", ProtocolError, _bad_json, types=(json.JSONDecodeError,)),
     Rule("utf8", ProtocolError, _bad_utf8, types=(UnicodeDecodeError,)),
     Rule("timeout", StreamTimeout, _timeout, types=(TimeoutError,)),  # before OSError: it is one

@@ -22,6 +22,8 @@ from __future__ import annotations
 from ._anthropic import AnthropicMessagesSource, anthropic_messages
 from ._base import Source, as_source
 from ._bedrock import BedrockConverseSource, bedrock_converse, to_converse
+from ._gemini import GeminiSource, gemini_generate, to_gemini
+from ._ollama import NativeOllamaSource, OllamaChatSource, native_ollama, ollama_chat, to_ollama
 from ._openai_chat import OpenAIChatSource, openai_chat
 from ._openai_responses import OpenAIResponsesSource, openai_responses
 from .iterators import IteratorSource, from_iterator
@@ -38,11 +40,14 @@ from .native import (
 __all__ = [
     "AnthropicMessagesSource",
     "BedrockConverseSource",
+    "GeminiSource",
     "IteratorSource",
     "NativeAnthropicSource",
+    "NativeOllamaSource",
     "NativeOpenAIChatSource",
     "NativeOpenAIResponsesSource",
     "NativeSource",
+    "OllamaChatSource",
     "OpenAIChatSource",
     "OpenAIResponsesSource",
     "Source",
@@ -50,10 +55,15 @@ __all__ = [
     "as_source",
     "bedrock_converse",
     "from_iterator",
+    "gemini_generate",
     "native_anthropic",
+    "native_ollama",
     "native_openai_chat",
     "native_openai_responses",
+    "ollama_chat",
     "openai_chat",
     "openai_responses",
     "to_converse",
+    "to_gemini",
+    "to_ollama",
 ]

@@ -154,6 +154,10 @@ class OfflineProvider:
             return self._responses(body)
         if request.route in ("bedrock-converse-stream", "bedrock-converse"):
             return self._bedrock(body, stream=request.route == "bedrock-converse-stream")
+        if request.route in ("gemini-stream", "gemini-generate"):
+            return self._gemini(body, stream=request.route == "gemini-stream")
+        if request.route == "ollama-chat":
+            return self._ollama(body)
         return JSONReply(404, error_body("the offline provider keeps no stored responses", "not_found_error"))
 
     def _stream(self, events: list[bytes]) -> SSEReply:
@@ -368,3 +372,111 @@ class OfflineProvider:
         reply.content_type = EVENTSTREAM
         reply.headers = {"x-amzn-requestid": f"offline-{answer.turn}"}  # botocore's RequestId
         return reply
+
+    # -- Google Gemini generateContent / streamGenerateContent ----------------------------------------
+
+    def _gemini(self, body: Mapping[str, Any], *, stream: bool) -> Reply:
+        from ._gemini_wire import gemini_response, gemini_stream_events
+
+        contents = [c for c in body.get("contents") or () if isinstance(c, Mapping)]
+        last = contents[-1] if contents else {}
+        parts = [p for p in last.get("parts") or () if isinstance(p, Mapping)]
+        results = [p["functionResponse"] for p in parts if isinstance(p.get("functionResponse"), Mapping)]
+        user = result = None
+        if results:
+            result = " ".join(json.dumps(r.get("response"), ensure_ascii=False) for r in results)
+        elif last.get("role", "user") == "user":
+            user = _text(parts)
+        declared = [
+            d
+            for t in body.get("tools") or ()
+            if isinstance(t, Mapping)
+            for d in t.get("functionDeclarations") or ()
+            if isinstance(d, Mapping) and "name" in d
+        ]
+        tools = [
+            (d["name"], _lower_types(d.get("parametersJsonSchema") or d.get("parameters") or {}))
+            for d in declared
+        ]
+        answer = _decide(user, result, tools, [body.get("systemInstruction"), contents], len(contents))
+        calls = [{"name": answer.tool[0], "args": json.loads(answer.tool[1])}] if answer.tool else []
+        model, ident = "gemini-offline", f"resp-offline-{answer.turn}"
+        if not stream:
+            return JSONReply(
+                200,
+                gemini_response(
+                    answer.text,
+                    function_calls=calls,
+                    prompt_tokens=answer.prompt_tokens,
+                    output_tokens=answer.completion_tokens,
+                    model=model,
+                    response_id=ident,
+                ),
+            )
+        events = gemini_stream_events(
+            chunk_text(answer.text),
+            function_calls=calls,
+            prompt_tokens=answer.prompt_tokens,
+            output_tokens=answer.completion_tokens,
+            model=model,
+            response_id=ident,
+        )
+        return self._stream(events)
+
+    # -- Ollama /api/chat -------------------------------------------------------------------------------
+
+    def _ollama(self, body: Mapping[str, Any]) -> Reply:
+        from ._ollama_wire import NDJSON, ollama_chat_lines, ollama_chat_response
+
+        messages = body.get("messages") or []
+        last = messages[-1] if messages and isinstance(messages[-1], Mapping) else {}
+        role = last.get("role")
+        tools = [
+            (t["function"]["name"], t["function"].get("parameters") or {})
+            for t in body.get("tools") or ()
+            if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping) and "name" in t["function"]
+        ]
+        answer = _decide(
+            _text(last.get("content")) if role == "user" else None,
+            _text(last.get("content")) if role == "tool" else None,
+            tools,
+            messages,
+            len(messages),
+        )
+        model = str(body.get("model") or "offline")
+        calls = [{"name": answer.tool[0], "arguments": json.loads(answer.tool[1])}] if answer.tool else []
+        if body.get("stream") is False:
+            return JSONReply(
+                200,
+                ollama_chat_response(
+                    answer.text,
+                    tool_calls=calls,
+                    prompt_tokens=answer.prompt_tokens,
+                    output_tokens=answer.completion_tokens,
+                    model=model,
+                ),
+            )
+        for n, call in enumerate(calls):
+            call["id"] = f"call_offline_{answer.turn}_{n}"
+        lines = ollama_chat_lines(
+            chunk_text(answer.text),
+            tool_calls=calls,
+            prompt_tokens=answer.prompt_tokens,
+            output_tokens=answer.completion_tokens,
+            model=model,
+        )
+        reply = self._stream(lines)
+        reply.content_type = NDJSON
+        return reply
+
+
+def _lower_types(schema: Any) -> Any:
+    """A JSON schema with Gemini's upper-case type names (``"STRING"``) in lower case."""
+    if isinstance(schema, Mapping):
+        return {
+            k: (v.lower() if k == "type" and isinstance(v, str) else _lower_types(v))
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_lower_types(v) for v in schema]
+    return schema

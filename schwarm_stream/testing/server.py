@@ -94,18 +94,32 @@ __all__ = [
 Responder = Callable[[RecordedRequest], Reply | Awaitable[Reply]]
 
 #: The route names accepted by :meth:`ProviderServer.script`.
-ROUTES = ("openai-chat", "openai-responses", "openai-responses-retrieve", "anthropic-messages")
+ROUTES: tuple[str, ...] = (
+    "openai-chat",
+    "openai-responses",
+    "openai-responses-retrieve",
+    "anthropic-messages",
+)
 #: AWS Bedrock ``POST /model/{modelId}/converse-stream`` and ``/converse`` (boto3's ``endpoint_url`` is
 #: :attr:`ProviderServer.url`); the body is binary event-stream frames (``testing._bedrock_wire``).
 ROUTES += ("bedrock-converse-stream", "bedrock-converse")
+#: Google Gemini ``POST /v1beta/models/{model}:streamGenerateContent`` (``?alt=sse``) and
+#: ``:generateContent`` (google-genai's ``http_options={"base_url": server.url}``): ``testing._gemini_wire``.
+#: Ollama ``POST /api/chat`` (NDJSON; ``ollama.AsyncClient(host=server.url)``): ``testing._ollama_wire``.
+ROUTES += ("gemini-stream", "gemini-generate", "ollama-chat")
 
 _RETRIEVE = re.compile(r"^/v1/responses/[^/]+$")
 _BEDROCK = re.compile(r"^/model/[^/]+/(converse-stream|converse)$")
+_GEMINI = re.compile(r"^/v1(?:beta|alpha)?/models/[^/:]+:(streamGenerateContent|generateContent)$")
 
 
 def _route(method: str, path: str) -> str | None:
     if method == "POST" and (bedrock := _BEDROCK.match(path)):
         return f"bedrock-{bedrock.group(1)}"
+    if method == "POST" and (gemini := _GEMINI.match(path)):
+        return "gemini-stream" if gemini.group(1) == "streamGenerateContent" else "gemini-generate"
+    if method == "POST" and path == "/api/chat":
+        return "ollama-chat"
     if method == "POST":
         return {
             "/v1/chat/completions": "openai-chat",
@@ -125,6 +139,8 @@ def _api_keys(headers: dict[str, str]) -> set[str]:
         keys.add(auth[7:].strip())
     if "x-api-key" in headers:
         keys.add(headers["x-api-key"])
+    if "x-goog-api-key" in headers:  # google-genai's header
+        keys.add(headers["x-goog-api-key"])
     return keys
 
 
