@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -329,3 +331,36 @@ async def test_websocket_negotiates_permessage_deflate_and_gets_direct_messages(
         assert {"event": "direct", "data": {"hello": "you"}} in messages
         text = "".join(m["data"]["text"] for m in [first, *messages] if m["event"] == "chunk")
         assert text == "".join(f"word{n} " for n in range(40))
+
+
+JS = Path(__file__).resolve().parents[3] / "tests" / "js"
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(
+    NODE is None or not (JS / "node_modules" / "eventsource").is_dir(),
+    reason="needs node and `npm ci --prefix tests/js` (the eventsource package)",
+)
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+async def test_the_eventsource_package_reads_a_compressed_reply(coding: str) -> None:
+    a = App()
+    async with serve(a.app()) as url, httpx.AsyncClient(base_url=url) as client:
+        cid = (await client.post("/chat")).json()["id"]
+        a.gate.set()
+        assert NODE is not None
+        proc = await asyncio.create_subprocess_exec(
+            NODE,
+            str(JS / "read_eventsource.mjs"),
+            f"{url}/chat/{cid}",
+            coding,
+            cwd=JS,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, err.decode()
+    result = json.loads(out)
+    assert result["encoding"] == coding  # the reply was compressed, and Node decoded it
+    chunks = [json.loads(e["data"])["text"] for e in result["events"] if e["type"] == "chunk"]
+    assert "".join(chunks) == "".join(f"word{n} " for n in range(40))
+    assert result["events"][-1]["type"] == "done"
