@@ -579,3 +579,42 @@ async def test_metrics_name_the_provider_aws_bedrock() -> None:
         otel.meter_provider.shutdown()
         otel.tracer_provider.shutdown()
         otel.logger_provider.shutdown()
+
+
+# -- after metadata: the connection is reused; a stalled tail does not spoil a complete answer -----------
+
+
+@pytest.mark.parametrize("kind", ["aiobotocore", "boto3"])
+async def test_a_complete_stream_leaves_its_connection_reusable(kind: str) -> None:
+    frames = converse_stream_events(["a", "b"])
+    async with ProviderServer() as server, client_for(kind, server.url) as client:
+        server.script("bedrock-converse-stream", reply(frames), reply(frames))
+        for _ in range(2):
+            async with pipeline().open(bedrock_converse(client, modelId=MODEL, messages=HI)) as stream:
+                assert (await stream.collect()).complete
+    first, second = server.requests
+    assert first.connection_id == second.connection_id
+
+
+@pytest.mark.parametrize("kind", ["aiobotocore", "boto3"])
+async def test_a_stall_after_metadata_still_completes_and_closes(kind: str) -> None:
+    frames = converse_stream_events(["a", "b"])
+    async with ProviderServer() as server, client_for(kind, server.url) as client:
+        server.script("bedrock-converse-stream", reply([*frames, Stall()]))
+        async with pipeline().open(bedrock_converse(client, modelId=MODEL, messages=HI)) as stream:
+            message = await stream.collect()
+        await server.wait_disconnect()
+    assert message.complete and message.text == "ab"
+
+
+async def test_cache_counts_are_input_tokens_beside_input_tokens() -> None:
+    usage = {"inputTokens": 6, "outputTokens": 9, "cacheReadInputTokens": 6289, "cacheWriteInputTokens": 3337}
+    frames = converse_stream_events(["ok"], usage=usage)
+    async with ProviderServer() as server, client_for("aiobotocore", server.url) as client:
+        server.script("bedrock-converse-stream", reply(frames))
+        async with pipeline().open(bedrock_converse(client, modelId=MODEL, messages=HI)) as stream:
+            message = await stream.collect()
+    u = message.usage
+    assert u is not None and (u.cache_read_tokens, u.cache_write_tokens) == (6289, 3337)
+    assert u.all_input_tokens == 6 + 6289 + 3337
+    assert to_converse(message)["usage"] == {**usage, "totalTokens": 6 + 9 + 6289 + 3337}

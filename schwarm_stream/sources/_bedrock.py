@@ -266,8 +266,7 @@ class BedrockConverseSource(Source):
                     for out in norm.feed(event):
                         yield out
                     if norm.done:
-                        if is_async:
-                            await _drain(events)
+                        await _drain(events)
                         return
             except StreamError:
                 raise
@@ -312,7 +311,8 @@ class BedrockConverseSource(Source):
 
 
 async def _drain(events: AsyncIterator[Any]) -> None:
-    """After ``metadata``: read the end of the body briefly, so aiohttp can reuse the connection."""
+    """After ``metadata``: read the end of the body briefly, so the client can reuse the connection
+    (aiohttp and urllib3 put it back in their pool only once the body was read to its end)."""
 
     async def rest() -> None:
         async for _ in events:

@@ -151,10 +151,19 @@ def converse_stream_events(
         index += 1
     reason = stop_reason or ("tool_use" if tool_uses else "end_turn")
     out.append(event_frame("messageStop", {"stopReason": reason}))
-    u = dict(usage or {"inputTokens": 10, "outputTokens": 5})
-    u.setdefault("totalTokens", int(u.get("inputTokens", 0)) + int(u.get("outputTokens", 0)))
+    u = _usage(usage)
     out.append(event_frame("metadata", {"usage": u, "metrics": {"latencyMs": latency_ms}}))
     return out
+
+
+_COUNTED = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+
+
+def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
+    # The service's totalTokens counts the cache reads and writes too: they are beside inputTokens.
+    u = dict(usage or {"inputTokens": 10, "outputTokens": 5})
+    u.setdefault("totalTokens", sum(int(u.get(k, 0)) for k in _COUNTED))
+    return u
 
 
 def _delta(index: int, delta: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,8 +185,7 @@ def converse_response(
         content.append(
             {"toolUse": {"toolUseId": use["id"], "name": use["name"], "input": json.loads(use["input"])}}
         )
-    u = dict(usage or {"inputTokens": 10, "outputTokens": 5})
-    u.setdefault("totalTokens", int(u.get("inputTokens", 0)) + int(u.get("outputTokens", 0)))
+    u = _usage(usage)
     return {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop_reason or ("tool_use" if tool_uses else "end_turn"),
