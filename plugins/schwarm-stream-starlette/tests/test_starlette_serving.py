@@ -364,3 +364,25 @@ async def test_the_eventsource_package_reads_a_compressed_reply(coding: str) -> 
     chunks = [json.loads(e["data"])["text"] for e in result["events"] if e["type"] == "chunk"]
     assert "".join(chunks) == "".join(f"word{n} " for n in range(40))
     assert result["events"][-1]["type"] == "done"
+
+
+async def test_a_direct_message_has_no_id_and_is_not_replayed() -> None:
+    a = App()
+    async with serve(a.app()) as url, httpx.AsyncClient(base_url=url) as client:
+        cid = (await client.post("/chat")).json()["id"]
+        await asyncio.wait_for(a.first_sent.wait(), 10)
+        text = ""
+        headers = {"Accept-Encoding": "identity"}
+        async with client.stream("GET", f"/chat/{cid}?conn=raw", headers=headers) as resp:
+            pieces = resp.aiter_text()
+            while "word0" not in text:
+                text += await asyncio.wait_for(pieces.__anext__(), 10)
+            assert await a.hub.send("raw", "just for you", event="direct")
+            a.gate.set()
+            async for piece in pieces:
+                text += piece
+        replay = (await client.get(f"/chat/{cid}", headers=headers)).text
+    blocks = text.split("\n\n")
+    (direct,) = [b for b in blocks if "event: direct" in b]
+    assert direct.split("\n") == ["event: direct", "data: just for you"]  # no id: resume ignores it
+    assert "event: direct" not in replay
