@@ -478,29 +478,51 @@ async def test_connection_refused_is_a_transport_error() -> None:
                 await stream.collect()
 
 
-def test_botocore_exceptions_are_classified() -> None:
-    throttled = ClientError(
-        {
-            "Error": {"Code": "ThrottlingException", "Message": "slow"},
-            "ResponseMetadata": {"HTTPStatusCode": 429},
-        },
-        "ConverseStream",
-    )
-    err = classify(throttled, provider="aws.bedrock")
-    assert isinstance(err, ProviderError) and (err.status_code, err.retryable) == (429, True)
-    unavailable = EventStreamError(
+def test_every_aws_row_of_the_error_map_with_real_botocore_exceptions() -> None:
+    from botocore.eventstream import ChecksumMismatch
+
+    from schwarm_stream._classify import rule_for
+
+    client = boto3.client("bedrock-runtime", endpoint_url="http://127.0.0.1:9", **CREDS)
+    response = {
+        "Error": {"Code": "ThrottlingException", "Message": "slow"},
+        "ResponseMetadata": {"HTTPStatusCode": 429, "HTTPHeaders": {"retry-after": "3"}},
+    }
+    modeled = client.exceptions.ThrottlingException(response, "ConverseStream")  # botocore.errorfactory
+    in_band = EventStreamError(
         {"Error": {"Code": "serviceUnavailableException", "Message": "x"}}, "ConverseStream"
     )
-    err = classify(unavailable, provider="aws.bedrock")
+    cases: list[tuple[BaseException, str, type[StreamError]]] = [
+        (ClientError(response, "ConverseStream"), "aws_client_error", ProviderError),
+        (in_band, "aws_client_error", ProviderError),
+        (modeled, "aws_modeled_error", ProviderError),
+        (ChecksumMismatch(1, 2), "aws_frame", ProtocolError),
+        (ReadTimeoutError(endpoint_url="http://x"), "aws_timeout", StreamTimeout),
+        (EndpointConnectionError(endpoint_url="http://x"), "aws_transport", TransportError),
+    ]
+    for exc, row, error in cases:
+        assert rule_for(exc).name == row, exc
+        assert type(classify(exc, provider="aws.bedrock")) is error, exc
+    for exc in (cases[0][0], modeled):
+        err = classify(exc, provider="aws.bedrock")
+        assert isinstance(err, ProviderError)
+        assert (err.status_code, err.error_type, err.retryable, err.retry_after, err.in_band) == (
+            429,
+            "ThrottlingException",
+            True,
+            3.0,
+            False,
+        )
+    err = classify(in_band, provider="aws.bedrock")
     assert isinstance(err, ProviderError) and (err.status_code, err.in_band, err.retryable) == (
         503,
         True,
         True,
     )
-    assert isinstance(classify(ReadTimeoutError(endpoint_url="http://x"), provider="p"), StreamTimeout)
-    assert isinstance(
-        classify(EndpointConnectionError(endpoint_url="http://x"), provider="p"), TransportError
+    quota = ClientError(
+        {"Error": {"Code": "ServiceQuotaExceededException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "x"
     )
+    assert classify(quota, provider="p").retryable is False
 
 
 # -- timeouts, cancellation ------------------------------------------------------------------------------
