@@ -7,6 +7,7 @@ half-written object is still an object), and the exact validator for the end.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import types
@@ -62,12 +63,40 @@ class OutputType:
             return data
         if self._partial is None:
             self._partial = TypeAdapter(partial_type(self.type))
-        return self._partial.validate_python(data)
+        try:
+            return self._partial.validate_python(data)
+        except ValidationError as exc:
+            # Leave out what does not fit (yet) and keep the rest: once, on a copy.
+            pruned = copy.deepcopy(data)
+            for err in exc.errors(include_url=False, include_context=False, include_input=False):
+                _drop(pruned, err["loc"])
+            return self._partial.validate_python(pruned)
 
 
 def output_type(tp: Any) -> OutputType:
     """``tp`` as an :class:`OutputType` (one already is one)."""
     return tp if isinstance(tp, OutputType) else OutputType(tp)
+
+
+def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+    """Remove the member at ``loc`` (a pydantic error location; union branch names are skipped)."""
+    node = data
+    for i, step in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and step in node:
+            if last:
+                del node[step]
+                return
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            if last:
+                del node[step:]  # later items would shift into the failing one's place
+                return
+            node = node[step]
+        elif not last:
+            continue  # e.g. a union member's name in the location
+        else:
+            return
 
 
 def _check_schema(schema: Mapping[str, Any], value: Any) -> None:
