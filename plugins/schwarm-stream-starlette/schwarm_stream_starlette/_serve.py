@@ -16,8 +16,15 @@ __all__ = ["ThreadedServer", "serve"]
 
 def _config(app: Any, host: str, port: int) -> uvicorn.Config:
     # Open SSE responses would hold a graceful shutdown forever: give them one second.
+    # permessage-deflate offered to WebSocket clients (uvicorn's default, kept explicit: the docs promise it).
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="auto", timeout_graceful_shutdown=1
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="auto",
+        timeout_graceful_shutdown=1,
+        ws_per_message_deflate=True,
     )
 
 
