@@ -292,3 +292,28 @@ async def test_a_waiter_on_another_threads_loop_is_woken() -> None:
     held.release()
     assert await asyncio.wait_for(fut, 10) is True
     assert adm.stats().active == 0
+
+
+def test_sync_streams_on_their_own_threads_share_the_limit(make: Callable[..., Pipeline]) -> None:
+    import threading
+
+    from schwarm_stream import SyncStream
+    from schwarm_stream.testing import Stall
+
+    pipe = make(max_streams=1, timeout=30)
+    texts: list[str] = []
+
+    def run() -> None:
+        with SyncStream(pipe.open(ScriptedSource(["a", Stall(0.05), "b"]))) as s:
+            for _ in s:
+                pass
+            texts.append(s.message.text)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert texts == ["ab", "ab", "ab"]
+    st = pipe.admission.stats()  # type: ignore[union-attr]
+    assert (st.admitted, st.peak, st.active, st.waiting) == (3, 1, 0, 0)  # one at a time, each loop woken
