@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._delivery import EventMutated, HookTimeout
-from ._errors import StreamCancelled
+from ._errors import StreamCancelled, StreamIncomplete
 from ._events import Chunk, Event, Partial
 from ._loop import TRUNCATION_REASONS, Attempt, AttemptLoop
 from ._message import Message
@@ -232,15 +232,17 @@ class Stream(AttemptLoop):
         validate (or was cut off), the transport's or provider's error when it broke.
         """
         typed = self._need_typed("get_final_output()")
-        await self.until_done()
-        if not typed.done or typed.output_type is None:
+        if typed.output_type is None:
             raise TypeError("this stream has no output type: open(source, output=...) for get_final_output()")
+        await self.until_done()
+        self._raise_unvalidated(typed)
         return typed.output
 
     async def get_final_tool_arguments(self) -> dict[int, Any]:
         """Tool call index -> validated arguments of the calls to tools declared with a type (``tools=``)."""
         typed = self._need_typed("get_final_tool_arguments()")
         await self.until_done()
+        self._raise_unvalidated(typed)
         return dict(typed.tool_arguments)
 
     @property
@@ -252,6 +254,13 @@ class Stream(AttemptLoop):
         if self.typed is None:
             raise TypeError(f"{what} needs a typed stream: open(source, output=...) or tools=...")
         return self.typed
+
+    def _raise_unvalidated(self, typed: TypedOutput) -> None:
+        """A stream that ended without a validated answer (``partial`` recovery) has no final value."""
+        if not typed.done:
+            if self.error is not None:
+                raise self.error
+            raise StreamIncomplete("the stream ended without a validated answer", provider=self.provider)
 
     def _raise_failure(self) -> None:
         """After the end: raise what ended the stream, unless it completed (or ended ``partial``)."""

@@ -106,17 +106,19 @@ class SyncStream:
     def get_final_output(self) -> Any:
         """A typed stream's validated answer, after consuming the rest (raises the stream's error)."""
         typed = self.stream._need_typed("get_final_output()")
-        self.until_done()
-        if not typed.done or typed.output_type is None:
+        if typed.output_type is None:
             raise TypeError(
                 "this stream has no output type: open_sync(source, output=...) for get_final_output()"
             )
+        self.until_done()
+        self.stream._raise_unvalidated(typed)
         return typed.output
 
     def get_final_tool_arguments(self) -> dict[int, Any]:
         """Tool call index -> validated arguments of the calls to tools declared with a type."""
         typed = self.stream._need_typed("get_final_tool_arguments()")
         self.until_done()
+        self.stream._raise_unvalidated(typed)
         return dict(typed.tool_arguments)
 
     @property

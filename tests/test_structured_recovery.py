@@ -116,3 +116,17 @@ async def test_repairs_are_bounded_by_max_recoveries(server: ProviderServer) -> 
         with pytest.raises(InvalidOutput):
             await stream.get_final_output()
     assert stream.attempt == 2 and len(server.requests) == 2
+
+
+async def test_partial_recovery_ends_without_a_final_value() -> None:
+    # [recovery] on_error = {invalid_output = "partial"}: the stream ends without an exception,
+    # but an answer that failed validation is still no final value
+    from schwarm_stream.testing import ScriptedSource
+
+    config = {"plugins": {"autoload": False}, "recovery": {"on_error": {"invalid_output": "partial"}}}
+    async with schwarm_stream.open(ScriptedSource([BAD]), output=City, config=config) as stream:
+        await stream.until_done()
+        assert stream.outcome == "partial" and not stream.message.complete
+        with pytest.raises(InvalidOutput):
+            await stream.get_final_output()
+    assert stream.message.text == BAD

@@ -159,6 +159,7 @@ class TypedOutput:
     def finish(self, message: Message, provider: str | None = None) -> None:
         """Validate the completed message exactly; raises :class:`InvalidOutput`."""
         cut = message.finish_reason in _CUT
+        self.tool_arguments = {}  # an earlier attempt's (failed) validation counts no more
         if self.output_type is not None:
             tool_id: str | None = None
             tool_name: str | None = None
