@@ -136,10 +136,11 @@ def test_sync_typed_stream_and_helpers(server: ProviderServer, kind: str) -> Non
     assert values and values[-1].model_dump() == city.model_dump()
 
 
-async def test_typed_tool_arguments_partial_and_validated(server: ProviderServer) -> None:
-    oai = openai.AsyncOpenAI(api_key="sk-test", base_url=server.openai_base_url, max_retries=0)
+@pytest.mark.parametrize("kind", ["chat", "responses", "anthropic", "native-anthropic"])
+async def test_typed_tool_arguments_partial_and_validated(server: ProviderServer, kind: str) -> None:
     ask = [{"role": "user", "content": "What's the weather in Berlin?"}]
-    source = openai_chat(oai, model="m", messages=ask)
+    source = _sources(server)[kind]
+    source = source.with_body(input=ask) if "responses" in kind else source.with_messages(ask)
     partials: list[Partial] = []
     async with schwarm_stream.open(source, tools=[GetWeather], config=OFF) as stream:
         async for ev in stream:
@@ -149,8 +150,10 @@ async def test_typed_tool_arguments_partial_and_validated(server: ProviderServer
         message = await stream.get_final_message()
     body = server.requests[-1].json
     assert isinstance(body, dict)
-    assert body["tools"][0]["function"]["name"] == "GetWeather"
-    assert body["tools"][0]["function"]["parameters"] == GetWeather.model_json_schema()
+    (tool,) = body["tools"]
+    declared = tool.get("function", tool)
+    assert declared["name"] == "GetWeather"
+    assert declared.get("parameters", declared.get("input_schema")) == GetWeather.model_json_schema()
     (call,) = message.tool_calls
     assert args == {call.index: GetWeather(city="Berlin")}
     assert partials and all(p.index == call.index and p.name == "GetWeather" for p in partials)
