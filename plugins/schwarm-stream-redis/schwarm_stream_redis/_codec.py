@@ -5,7 +5,9 @@ Types: ``start`` (seq 0: stream identity), the event types ``chunk``,
 ``tool_call_delta``, ``usage``, ``finish``, ``response_info``, ``extra``,
 ``reset``, ``heartbeat``, and ``end`` (the terminal entry, with an extra
 ``status`` field: ``complete``, ``error``, ``partial``, ``cancelled``, or
-``degraded`` when the producer lost Redis and went on without it).
+``degraded`` when the producer lost Redis and went on without it), and
+``events``: several consecutive events in one entry (the batched writer's
+layout, :func:`encode_events`).
 
 The provider's raw chunk (``event.raw``) is never written: it may carry
 request echoes or provider internals, and the normalized fields are enough to
@@ -31,7 +33,16 @@ from schwarm_stream import (
     Usage,
 )
 
-__all__ = ["END_STATUSES", "End", "decode_entry", "encode_end", "encode_event", "encode_start"]
+__all__ = [
+    "END_STATUSES",
+    "End",
+    "decode_entry",
+    "encode_end",
+    "encode_event",
+    "encode_event_line",
+    "encode_events",
+    "encode_start",
+]
 
 #: Terminal statuses: the producer's ``stream.outcome``, or ``degraded``.
 END_STATUSES = frozenset({"complete", "error", "partial", "cancelled", "degraded"})
@@ -51,6 +62,10 @@ class End:
     status: str
     message: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+
+
+# json's own string encoder (C-accelerated), the one json.dumps(ensure_ascii=False) uses
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _json_default(value: Any) -> Any:
@@ -135,10 +150,57 @@ _DECODERS: dict[str, Callable[[dict[str, Any], int], Event]] = {
 }
 
 
+def _chunk_data(e: Chunk) -> str:
+    """``_dumps(_chunk(e))`` without building the dict: chunks are nearly every event (hot path).
+
+    The same text as ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``, with the
+    same ASCII-escape fallback for text that is not valid UTF-8.
+    """
+    text = _encode_str(e.text)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _dumps(_chunk(e))  # every non-ASCII character escaped, as _dumps does
+    if e.kind == "text" and e.index == 0 and e.choice == 0:
+        return '{"text":' + text + _PLAIN_TAIL
+    return (
+        '{"text":' + text + ',"kind":' + _encode_str(e.kind) + f',"index":{e.index:d},"choice":{e.choice:d}}}'
+    )
+
+
+_PLAIN_TAIL = ',"kind":"text","index":0,"choice":0}'
+
+
+def _plain(event: Event) -> bool:
+    """A chunk whose fields the fast path can write (ints that really are ints)."""
+    return type(event) is Chunk and type(event.index) is int and type(event.choice) is int
+
+
 def encode_event(event: Event) -> dict[str, str]:
     """The entry fields of one delivered event (``event.seq`` must be set)."""
+    if _plain(event):
+        return {"seq": str(event.seq), "type": "chunk", "data": _chunk_data(event)}  # type: ignore[arg-type]
     kind, enc = _ENCODERS[type(event)]
     return {"seq": str(event.seq), "type": kind, "data": _dumps(enc(event))}
+
+
+def encode_event_line(event: Event) -> str:
+    """One event as a line of an ``events`` entry: ``{type}\t{data}\n`` (see :func:`encode_events`)."""
+    if _plain(event):
+        return "chunk\t" + _chunk_data(event) + "\n"  # type: ignore[arg-type]
+    kind, enc = _ENCODERS[type(event)]
+    return kind + "\t" + _dumps(enc(event)) + "\n"
+
+
+def encode_events(first: int, lines: list[str]) -> dict[str, str]:
+    """One entry holding consecutive events ``first``, ``first + 1``, … (their :func:`encode_event_line`).
+
+    Fields: ``seq`` (the last event's seq, also the entry id ``{seq}-1``), ``type = events``,
+    ``first`` and ``data``: one line ``{type}\t{data}\n`` per event. Compact JSON never holds
+    a raw tab or newline, so the lines split unambiguously.
+    """
+    return {"seq": str(first + len(lines) - 1), "type": "events", "first": str(first), "data": "".join(lines)}
 
 
 def encode_start(info: Mapping[str, Any]) -> dict[str, str]:
@@ -163,14 +225,19 @@ def encode_end(
     return {"seq": str(seq), "type": "end", "status": status, "data": _dumps(body)}
 
 
-def decode_entry(fields: Mapping[str, str]) -> tuple[int, str, Event | End | dict[str, Any]]:
-    """``(seq, type, value)`` of one entry: an event, an :class:`End`, or the start entry's dict.
+def decode_entry(
+    fields: Mapping[str, str],
+) -> tuple[int, str, Event | End | dict[str, Any] | list[Event]]:
+    """``(seq, type, value)`` of one entry: an event, an :class:`End`, the start entry's dict, or
+    the list of events of an ``events`` entry (then ``seq`` is the last one's).
 
     Raises ``ValueError`` (``KeyError``/``JSONDecodeError`` included) for an entry
     this package did not write.
     """
     seq = int(fields["seq"])
     kind = fields["type"]
+    if kind == "events":
+        return seq, kind, _decode_events(int(fields["first"]), seq, fields["data"])
     data = json.loads(fields.get("data") or "{}")
     if kind == "end":
         return seq, kind, End(seq, fields["status"], data.get("message"), data.get("error"))
@@ -180,3 +247,22 @@ def decode_entry(fields: Mapping[str, str]) -> tuple[int, str, Event | End | dic
     if decoder is None:
         raise ValueError(f"unknown entry type {kind!r} at seq {seq}")
     return seq, kind, decoder(data, seq)
+
+
+def _decode_events(first: int, last: int, data: str) -> list[Event]:
+    """The events of one ``events`` entry (:func:`encode_events`), checked to be ``first``..``last``."""
+    lines = data.split("\n")
+    if lines[-1] != "" or len(lines) - 1 != last - first + 1:
+        raise ValueError(f"an events entry for seq {first}..{last} holds {len(lines) - 1} lines")
+    out: list[Event] = []
+    decoders = _DECODERS
+    loads = json.loads
+    seq = first
+    for line in lines[:-1]:
+        kind, _, body = line.partition("\t")
+        decoder = decoders.get(kind)
+        if decoder is None:
+            raise ValueError(f"unknown entry type {kind!r} at seq {seq}")
+        out.append(decoder(loads(body), seq))
+        seq += 1
+    return out

@@ -140,6 +140,7 @@ class RedisStreamPlugin:
                 f"cannot log stream to Redis: {exc}", reason="invalid_ref", provider=stream.provider
             ) from None
         writer = LogWriter(client, key=key, tenant=tenant, stream=stream, settings=settings)
+        writer.owner = self  # only this instance feeds it (two instances may be registered)
         stream.stash[WRITER] = writer
         info = {
             "stream_id": stream.id,
@@ -154,13 +155,13 @@ class RedisStreamPlugin:
     @hookimpl(tryfirst=True)
     def stream_event(self, stream: Stream, event: Event) -> None:
         writer = stream.stash.get(WRITER)
-        if writer is not None:
+        if writer is not None and writer.owner is self:
             writer.push(event)
 
     @hookimpl(tryfirst=True)
     async def stream_complete(self, stream: Stream, message: Message) -> None:
         writer = stream.stash.get(WRITER)
-        if writer is None:
+        if writer is None or writer.owner is not self:
             return
         await writer.finish(stream.events_delivered + 1, "complete", message=message_summary(message))
         if writer.state == "failed" and writer.error is not None:
@@ -174,7 +175,7 @@ class RedisStreamPlugin:
     @hookimpl
     async def stream_end(self, stream: Stream) -> None:
         writer = stream.stash.get(WRITER)
-        if writer is None:
+        if writer is None or writer.owner is not self:
             return
         seq = stream.events_delivered + 1
         try:

@@ -92,6 +92,13 @@ class StreamInfo:
         )
 
 
+def _first_seq(entry: Entry) -> int:
+    """The first sequence number an entry holds (an ``events`` entry holds several)."""
+    if entry[1] == "events":
+        return int(entry[3]["first"])
+    return entry[0]
+
+
 async def _bounds(redis: Redis, key: str) -> tuple[Entry, Entry] | None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xrange(key, count=1)
@@ -123,7 +130,7 @@ async def stream_info(redis: Redis, tenant: str, stream_id: str, *, prefix: str 
     end = last[2] if last[1] == "end" else None
     return StreamInfo(
         first[2] if first[1] == "start" else None,
-        first[0],
+        _first_seq(first),
         last[0],
         end,
         last[3].get("incomplete") == "1",
@@ -204,15 +211,20 @@ async def follow(
                 seq, kind, value, fields = _decode(key, raw_fields)
                 if kind == "end" and fields.get("incomplete") == "1":
                     raise _degraded(key, fields.get("status", "degraded"))
-                if seq != expected:
-                    # XREAD skipped over trimmed entries: never hand out a log with a hole in it
-                    raise StreamGone(
-                        f"{key}: expected seq {expected} but the log continues at seq {seq} (trimmed)",
-                        after=expected - 1,
-                        first_seq=seq,
-                    )
-                expected += 1
                 position = _text(raw_id)
+                if kind == "events":
+                    # one entry, many events: after a resume the first one read may start before the cursor
+                    for event in value:
+                        if event.seq < expected:
+                            continue
+                        if event.seq != expected:
+                            raise _hole(key, expected, event.seq)
+                        expected += 1
+                        yield event
+                    continue
+                if seq != expected:
+                    raise _hole(key, expected, seq)
+                expected += 1
                 yield value
                 if kind == "end":
                     return
@@ -251,6 +263,15 @@ async def read_stream(
     async for value in follow(redis, key, cursor, block_ms=block_ms, idle_timeout=idle_timeout, count=count):
         if value is not IDLE:
             yield value  # type: ignore[misc]
+
+
+def _hole(key: str, expected: int, seq: int) -> StreamGone:
+    # XREAD skipped over trimmed entries: never hand out a log with a hole in it
+    return StreamGone(
+        f"{key}: expected seq {expected} but the log continues at seq {seq} (trimmed)",
+        after=expected - 1,
+        first_seq=seq,
+    )
 
 
 async def _check_idle(redis: Redis, key: str, *, cursor: int) -> None:

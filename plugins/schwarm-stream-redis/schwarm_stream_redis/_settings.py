@@ -29,7 +29,7 @@ class RedisSettings(BaseModel):
     maxlen: int = Field(
         10_000,
         ge=10,
-        description="approximate cap on entries per stream (XADD MAXLEN ~: keeps at least this many)",
+        description="approximate cap on events per stream (XADD MINID ~ / MAXLEN ~: keeps at least this many)",
     )
     ttl: int = Field(
         3600, ge=1, description="seconds a log lives after its last write (EXPIRE, refreshed per write)"
@@ -45,7 +45,19 @@ class RedisSettings(BaseModel):
     max_pending: int = Field(
         10_000, ge=1, description="events queued for Redis before the stream is paused until Redis catches up"
     )
-    batch_max: int = Field(1000, ge=1, description="most entries written in one pipeline round trip")
+    batch_max: int = Field(1000, ge=1, description="most entries written in one round trip (flush by size)")
+    flush_interval: float = Field(
+        0.002,
+        ge=0,
+        le=1.0,
+        description="seconds an event may wait for more events to share its write (flush by timer); "
+        "0: write as soon as the writer is free",
+    )
+    write_mode: Literal["batched", "per_event"] = Field(
+        "batched",
+        description="batched: the events of one write share one Redis entry (one XADD per batch); "
+        "per_event: one entry (one XADD) per event, as schwarm-stream-redis 0.1 wrote",
+    )
 
     @field_validator("tenant")
     @classmethod

@@ -1,10 +1,19 @@
-"""One stream's log writer: a bounded in-memory queue flushed to Redis in pipelines.
+"""One stream's log writer: a bounded in-memory queue flushed to Redis in batches.
 
 The per-event hook only appends the event to a deque (no encoding, no I/O, no
-clock read). One task per stream takes everything queued, encodes it and
-writes it with one pipeline round trip (``XADD … MAXLEN ~`` per entry, then
-``EXPIRE``), so a fast stream costs one round trip per *batch*, not per event,
-and entries reach Redis in delivery order.
+clock read). One task per stream takes what is queued and writes it with one
+round trip per batch, so entries reach Redis in delivery order. A batch is
+flushed by size (``batch_max`` entries), by timer (an event that arrives while
+the writer is idle waits at most ``flush_interval`` for others to join it) and
+at once when the stream ends, whatever its outcome: the terminal entry is
+never held back.
+
+``write_mode = "batched"`` (the default) stores the events of one write in
+one Redis entry (``type = events``, id ``{last seq}-1``, see
+:func:`~schwarm_stream_redis._codec.encode_events`): one ``XADD`` per batch,
+so neither redis-py nor the server pays per event, which is what limited a
+stream to about 20k events/s. ``write_mode = "per_event"`` writes one entry per
+event (the 0.1 layout). Readers understand both.
 
 Failure handling (``on_redis_error``):
 
@@ -16,9 +25,10 @@ Failure handling (``on_redis_error``):
   entry (so readers get :class:`~schwarm_stream_redis.StreamDegraded`); the
   stream itself goes on locally.
 
-Entries after the first use ``XADD NOMKSTREAM``: if the key vanished (Redis
-restarted without persistence, the key expired or was deleted) the write is
-refused instead of silently starting a new log with a hole in it.
+Entries after the first are only appended to an existing key: if the key
+vanished (Redis restarted without persistence, the key expired or was
+deleted) the write is refused instead of silently starting a new log with a
+hole in it.
 """
 
 from __future__ import annotations
@@ -27,14 +37,14 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._codec import encode_end, encode_event, encode_start
+from ._codec import encode_end, encode_event, encode_event_line, encode_events, encode_start
 from ._errors import RedisSinkError, StreamIdConflict
 from ._keys import entry_id
 
@@ -97,12 +107,17 @@ class LogWriter:
         self._s = settings
         self._pending: deque[Event | _Terminal] = deque()
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()  # flush now: a full batch, the stream's end, or a failure
         self._drained = asyncio.Event()
         self._busy = False
         self._paused_by_us = False
         self._task: asyncio.Task[None] | None = None
         self._resume_below = max(settings.max_pending // 2, 1)
         self._start_taken = False
+        self._packed = settings.write_mode == "batched"
+        #: Called with :attr:`written_seq` after every acknowledged write (benchmarks, monitoring).
+        self.on_ack: Callable[[int], None] | None = None
+        self.owner: object = None  # the plugin instance that opened this writer
 
     @property
     def degraded(self) -> bool:
@@ -175,6 +190,8 @@ class LogWriter:
         pending.append(event)
         if not self._wake.is_set():
             self._wake.set()
+        if len(pending) >= self._s.batch_max:
+            self._full.set()
         if len(pending) >= self._s.max_pending and not self._paused_by_us:
             # backpressure: stop pulling from the provider until Redis caught up
             self._paused_by_us = True
@@ -189,6 +206,7 @@ class LogWriter:
         if self.state == "ok":
             self._pending.append(_Terminal(seq, encode_end(seq, status, message=message, error=error)))
             self._wake.set()
+            self._full.set()  # the end is never held back by the flush timer
             await self.drain()
         elif self.state == "failed":
             # best effort: tell readers the log is broken (Redis may be back by now)
@@ -225,17 +243,39 @@ class LogWriter:
     async def _run(self) -> None:
         pending = self._pending
         batch_max = self._s.batch_max
+        interval = self._s.flush_interval
+        loop = asyncio.get_running_loop()
         while self.state == "ok":
             await self._wake.wait()
             self._wake.clear()
+            idle = True  # the writer was waiting: the first queued event may wait for company
             while pending and self.state == "ok":
+                if (
+                    idle
+                    and interval > 0
+                    and len(pending) < batch_max
+                    and not isinstance(pending[-1], _Terminal)
+                ):
+                    # flush by timer: one timer per batch, never per event
+                    self._full.clear()
+                    timer = loop.call_later(interval, self._full.set)
+                    try:
+                        await self._full.wait()
+                    finally:
+                        timer.cancel()
+                    if self.state != "ok":
+                        break
+                # after a write, what queued meanwhile already waited one round trip: no timer again
+                idle = False
                 n = min(len(pending), batch_max)
                 batch = [pending.popleft() for _ in range(n)]
                 self._busy = True
                 try:
-                    await self._execute([self._entry(item) for item in batch])
+                    await self._execute(self._encode(batch))
                     if isinstance(batch[-1], _Terminal):
                         self.ended = True
+                    if self.on_ack is not None:
+                        self.on_ack(self.written_seq)
                 except RedisSinkError as err:
                     self._failed(err)
                 except Exception as exc:  # never let the flusher die silently: drain() would wait forever
@@ -252,6 +292,21 @@ class LogWriter:
             self._drained.set()
         if self.state == "degraded":
             await self._retry_marker()
+
+    def _encode(self, batch: list[Event | _Terminal]) -> list[tuple[str, dict[str, str], int]]:
+        """The entries of one write: batched, every event of it in one ``events`` entry."""
+        if not self._packed:
+            return [self._entry(item) for item in batch]
+        tail = batch[-1]
+        # only the last item of a batch can be the terminal entry: nothing is queued after it
+        events = batch[:-1] if isinstance(tail, _Terminal) else batch
+        out: list[tuple[str, dict[str, str], int]] = []
+        if events:
+            lines = [encode_event_line(e) for e in events]  # type: ignore[arg-type]
+            out.append(("event", encode_events(events[0].seq, lines), events[-1].seq))
+        if isinstance(tail, _Terminal):
+            out.append(("end", tail.fields, tail.seq))
+        return out
 
     @staticmethod
     def _entry(item: Event | _Terminal) -> tuple[str, dict[str, str], int]:
@@ -275,14 +330,20 @@ class LogWriter:
         s = self._s
         pipe = self._client.pipeline(transaction=False)
         for kind, fields, seq in entries:
+            if self._packed:
+                # keep every event newer than the last maxlen; entries hold many events, so trim by id
+                floor = seq - s.maxlen + 1
+                trim: dict[str, Any] = {"minid": entry_id(floor)} if floor > 0 else {}
+            else:
+                trim = {"maxlen": s.maxlen}
             # only the start entry may create the key; a missing key later means the log was lost
             pipe.xadd(
                 self.key,
                 fields,  # type: ignore[arg-type]
                 id=entry_id(seq),
-                maxlen=s.maxlen,
                 approximate=True,
                 nomkstream=kind != "start" and kind != "marker",
+                **trim,
             )
         pipe.expire(self.key, s.ttl)
         try:
@@ -339,6 +400,7 @@ class LogWriter:
             )
         self._resume_stream()
         self._drained.set()
+        self._full.set()
         self._wake.set()  # let the flusher see the new state
 
     def _resume_stream(self) -> None:

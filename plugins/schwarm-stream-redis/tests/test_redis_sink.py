@@ -21,6 +21,7 @@ from schwarm_stream_redis import (
     StreamStalled,
     read_stream,
     redis_log,
+    stream_info,
     stream_key,
 )
 from schwarm_stream_redis.testing import RedisServer, free_port, wait_written
@@ -193,17 +194,25 @@ async def test_the_producer_finishes_when_every_reader_leaves(
     assert (await read_all(rclient, stream.id)).text == text(50)  # a later reader still gets everything
 
 
+async def calls(client: redis.asyncio.Redis, command: str) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("mode", ["per_event", "batched"])
 async def test_writes_are_batched_not_one_round_trip_per_event(
-    redis_server: RedisServer, rclient: redis.asyncio.Redis
+    redis_server: RedisServer, rclient: redis.asyncio.Redis, mode: str
 ) -> None:
-    before = (await rclient.info("stats"))["total_commands_processed"]
-    stream = pipeline(redis_server.url, rclient).open(words(2000))
+    xadds, expires = await calls(rclient, "xadd"), await calls(rclient, "expire")
+    stream = pipeline(redis_server.url, rclient, write_mode=mode).open(words(2000))
     await stream.collect()
-    used = (await rclient.info("stats"))["total_commands_processed"] - before
-    # one XADD per entry is unavoidable; what batching removes is the round trip per event, which shows
-    # as one EXPIRE per pipeline: far fewer pipelines than events
-    expires = used - (2000 + 2 + 1)  # entries: start + events (2000 chunks + finish) + end
+    xadds, expires = await calls(rclient, "xadd") - xadds, await calls(rclient, "expire") - expires
+    # one EXPIRE per round trip: far fewer round trips than events, in both modes
     assert 0 < expires < 2000 // 10
+    if mode == "per_event":
+        assert xadds == 2000 + 2 + 1  # entries: start + events (2000 chunks + finish) + end
+    else:
+        assert xadds <= 2 * expires + 1  # the events of one write share one entry: start, batches, end
     assert (await read_all(rclient, stream.id)).text == text(2000)
 
 
@@ -364,13 +373,20 @@ async def test_entry_point_plugin_is_inactive_until_configured(
         schwarm_stream.open(words(1), config={"redis": {"on_redis_error": "ignore"}})
 
 
+@pytest.mark.parametrize(
+    "layout", [{"write_mode": "per_event"}, {"batch_max": 5}, {}], ids=["per_event", "small", "batched"]
+)
 async def test_approximate_maxlen_keeps_at_least_maxlen_entries(
-    redis_server: RedisServer, rclient: redis.asyncio.Redis
+    redis_server: RedisServer, rclient: redis.asyncio.Redis, layout: dict[str, Any]
 ) -> None:
-    stream = pipeline(redis_server.url, rclient, maxlen=100).open(words(1000))
+    stream = pipeline(redis_server.url, rclient, maxlen=100, **layout).open(words(1000))
     await stream.collect()
-    kept = await rclient.xlen(stream_key("acme", stream.id))
-    assert 100 <= kept < 1000  # MAXLEN ~ trims whole nodes: more than asked, never less
+    info = await stream_info(rclient, "acme", stream.id)
+    assert info.end is not None
+    kept = info.end.seq + 1 - info.first_seq  # events (and the end) still in the log
+    assert 100 <= kept  # MAXLEN ~ / MINID ~ trim whole nodes: more than asked, never less
+    if layout:
+        assert kept < 1000  # small entries: trimming really happened
     tail = LogMessage()
     async for v in read_stream(rclient, "acme", stream.id, after=1000 - 50, block_ms=100):
         tail.feed(v)
