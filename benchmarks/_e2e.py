@@ -22,12 +22,13 @@ from typing import Any
 
 import _pipelines
 import httpx
-from _harness import Case
+from _harness import Case, percentile
 from _workload import Workload, check_message
 
+import schwarm_stream
 from schwarm_stream.sources import native_openai_chat, openai_chat
 
-MESSAGES = [{"role": "user", "content": "weather?"}]
+MESSAGES: Any = [{"role": "user", "content": "weather?"}]
 HERE = Path(__file__).parent
 
 
@@ -97,7 +98,7 @@ def cases(c: Clients, w: Workload) -> list[Case]:
         for _ in range(reps):
             stream = await c.openai.chat.completions.create(
                 model="gpt-bench-1", messages=MESSAGES, stream=True
-            )  # type: ignore[call-overload]
+            )
             async for _chunk in stream:
                 pass
 
@@ -157,18 +158,19 @@ async def ttfe(c: Clients, samples: int) -> dict[str, Any]:
     async def sdk_bare() -> float:
         t0 = time.perf_counter()
         first = None
-        stream = await c.openai.chat.completions.create(model="gpt-bench-1", messages=MESSAGES, stream=True)  # type: ignore[call-overload]
+        stream = await c.openai.chat.completions.create(model="gpt-bench-1", messages=MESSAGES, stream=True)
         async for _chunk in stream:
             if first is None:
                 first = time.perf_counter() - t0
         assert first is not None
         return first
 
-    def schwarm(make: Any) -> Any:
+    def schwarm(make: Any, installed: bool = False) -> Any:
         async def run() -> float:
             t0 = time.perf_counter()
             first = None
-            async with c.pipeline.open(make()) as s:
+            s = schwarm_stream.open(make()) if installed else c.pipeline.open(make())
+            async with s:
                 async for _ev in s:
                     if first is None:
                         first = time.perf_counter() - t0
@@ -182,6 +184,8 @@ async def ttfe(c: Clients, samples: int) -> dict[str, Any]:
         "sdk_bare": sdk_bare,
         "sdk_schwarm": schwarm(c.sdk_source),
         "native_schwarm": schwarm(c.native_source),
+        "open_sdk": schwarm(c.sdk_source, installed=True),
+        "open_native": schwarm(c.native_source, installed=True),
     }
     got: dict[str, list[float]] = {k: [] for k in runs}
     for fn in runs.values():  # warm up: connections, lazy imports
@@ -191,11 +195,17 @@ async def ttfe(c: Clients, samples: int) -> dict[str, Any]:
         for k, fn in runs.items():
             got[k].append(await fn() * 1e3)
     med = {k: statistics.median(v) for k, v in got.items()}
-    # Per-sample pairing is impossible (separate requests); the overhead is the difference of medians.
+    p99 = {k: percentile(v, 99) for k, v in got.items()}
+    # Per-sample pairing is impossible (separate requests); the overhead is the difference of percentiles.
     return {
         "samples": samples,
         "median_ms": med,
+        "p99_ms": p99,
         "min_ms": {k: min(v) for k, v in got.items()},
+        "open_over_sdk_bare_ms": {
+            k: {"p50": med[k] - med["sdk_bare"], "p99": p99[k] - p99["sdk_bare"]}
+            for k in ("open_sdk", "open_native")
+        },
         "overhead_ms_sdk": med["sdk_schwarm"] - med["sdk_bare"],
         "overhead_ms_native_vs_transport": med["native_schwarm"] - med["transport_first_bytes"],
         "note": "first event: the SDK's first chunk object vs schwarm_stream's first event (ResponseInfo of that chunk)",

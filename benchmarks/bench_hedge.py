@@ -6,8 +6,18 @@ Pareto tail (≥ 80 ms, capped at 1.5 s) — the shape of real provider queues.
 The same seeded sequence of draws is replayed without and with hedging
 (``HedgePolicy(percentile=90, max_extra_share=0.10)``), side by side in one run.
 
+Two latency models for the backup request:
+
+- ``independent``: the backup's latency is a fresh draw from the same mixture,
+  independent of the primary's (the best case for hedging: a slow primary says
+  nothing about the backup);
+- ``correlated``: with probability ``RHO`` (0.7) the backup shares the primary's
+  condition (the same overloaded region or queue): its latency is the primary's
+  times a factor in [0.8, 1.25]; otherwise a fresh draw. A slow primary then
+  mostly means a slow backup, and hedging helps far less.
+
 Reports p50/p95/p99 time to first chunk, the speed-up factor at p99, and the
-share of requests that started a backup.
+share of requests that started a backup, per model.
 
     python benchmarks/bench_hedge.py [--quick] [--json]
 """
@@ -30,6 +40,16 @@ from schwarm_stream.sources import from_iterator
 FAST = (0.005, 0.015)
 TAIL_SHARE = 0.05
 TAIL_MIN, TAIL_ALPHA, TAIL_CAP = 0.080, 1.5, 1.5
+RHO = 0.7  # correlated model: the share of backups that share the primary's condition
+MODELS = {
+    "independent": "backup latency drawn independently of the primary's, from the same mixture",
+    "correlated": f"with probability {RHO} the backup's latency is the primary's x U(0.8, 1.25), else independent",
+}
+LATENCY_MODEL = (
+    f"first-chunk latency: {100 - TAIL_SHARE * 100:.0f} % uniform {FAST[0] * 1e3:.0f}-{FAST[1] * 1e3:.0f} ms, "
+    f"{TAIL_SHARE * 100:.0f} % Pareto(alpha={TAIL_ALPHA}) from {TAIL_MIN * 1e3:.0f} ms, capped at {TAIL_CAP} s; "
+    "simulated in process (asyncio.sleep), no sockets"
+)
 
 
 def draw(rng: random.Random) -> float:
@@ -37,6 +57,13 @@ def draw(rng: random.Random) -> float:
     if rng.random() < TAIL_SHARE:
         return min(TAIL_CAP, TAIL_MIN * rng.paretovariate(TAIL_ALPHA))
     return rng.uniform(*FAST)
+
+
+def backup_draw(rng: random.Random, primary: float, model: str) -> float:
+    """The backup request's latency under ``model`` (see the module docstring)."""
+    if model == "correlated" and rng.random() < RHO:
+        return primary * rng.uniform(0.8, 1.25)
+    return draw(rng)
 
 
 def provider(latency: float) -> Any:
@@ -53,9 +80,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def run(requests: int, *, hedged: bool, seed: int = 7, concurrency: int = 25) -> dict[str, Any]:
+async def run(
+    requests: int, *, hedged: bool, seed: int = 7, concurrency: int = 25, model: str = "independent"
+) -> dict[str, Any]:
     rng = random.Random(seed)  # same draws for both runs: primary, then backup, per request
-    draws = [(draw(rng), draw(rng)) for _ in range(requests)]
+    draws = []
+    for _ in range(requests):
+        primary = draw(rng)
+        draws.append((primary, backup_draw(rng, primary, model)))
     pipeline = Pipeline(config={"plugins": {"autoload": False}})
     policy = HedgePolicy(percentile=90, max_extra_share=0.10)
     policy.tracker.initial = 0.05  # before any observation: a conservative 50 ms
@@ -93,11 +125,13 @@ async def run(requests: int, *, hedged: bool, seed: int = 7, concurrency: int = 
     }
 
 
-async def main_async(quick: bool) -> dict[str, Any]:
+async def main_async(quick: bool, model: str = "independent") -> dict[str, Any]:
     n = 120 if quick else 600
-    plain = await run(n, hedged=False)
-    hedged = await run(n, hedged=True)
+    plain = await run(n, hedged=False, model=model)
+    hedged = await run(n, hedged=True, model=model)
     return {
+        "latency_model": LATENCY_MODEL,
+        "backup_model": MODELS[model],
         "hedge.off": plain,
         "hedge.on": hedged,
         "hedge.p99_speedup": plain["p99_ms"] / hedged["p99_ms"],
@@ -105,8 +139,11 @@ async def main_async(quick: bool) -> dict[str, Any]:
 
 
 def cases(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
-    """For ``benchmarks/run.py``: one case returning the side-by-side result."""
-    return {"hedge.heavy_tail": lambda: asyncio.run(main_async(quick))}
+    """For ``benchmarks/run.py``: one case per latency model, each the side-by-side result."""
+    return {
+        "hedge.heavy_tail": lambda: asyncio.run(main_async(quick)),
+        "hedge.correlated": lambda: asyncio.run(main_async(quick, "correlated")),
+    }
 
 
 def main() -> None:
@@ -114,21 +151,24 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    result = asyncio.run(main_async(args.quick))
+    results = {model: asyncio.run(main_async(args.quick, model)) for model in MODELS}
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(results))
         return
-    off, on = result["hedge.off"], result["hedge.on"]
-    print(f"{'':<12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'extra requests':>16}")
-    for name, r in (("no hedging", off), ("hedged", on)):
+    print(LATENCY_MODEL)
+    for model, result in results.items():
+        print(f"\nbackup latency {model}: {result['backup_model']}")
+        off, on = result["hedge.off"], result["hedge.on"]
+        print(f"{'':<12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'extra requests':>16}")
+        for name, r in (("no hedging", off), ("hedged", on)):
+            print(
+                f"{name:<12}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+                f"{r['extra_requests_share'] * 100:>15.1f}%"
+            )
         print(
-            f"{name:<12}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}"
-            f"{r['extra_requests_share'] * 100:>15.1f}%"
+            f"p99 time to first chunk: {result['hedge.p99_speedup']:.1f}x lower with hedging "
+            f"(backups capped at {on['max_extra_share'] * 100:.0f}% of requests)"
         )
-    print(
-        f"p99 time to first chunk: {result['hedge.p99_speedup']:.1f}x lower with hedging "
-        f"(backups capped at {on['max_extra_share'] * 100:.0f}% of requests)"
-    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,255 @@
+"""Scale over real sockets: many concurrent streams in one process, offline provider over loopback.
+
+Every stream is ``schwarm_stream.open(native_openai_chat(...))`` as installed (the
+process default pipeline: autoload on, the installed plugins) on one shared
+``httpx.AsyncClient``, against the benchmark server (``_server.py``, its own
+process) whose ``/paced/`` route sends chunk ``j`` at ``t0 + j * interval``
+(``t0`` chosen by the client; ``time.monotonic()`` is one clock for every
+process on Linux). Starts are staggered so connections are not opened in one
+burst.
+
+- **Added delay** of a chunk: when the consumer got it minus when the server was
+  due to send it. It includes the server's own lateness and the kernel's
+  loopback, so it is an upper bound on what the client added.
+- **CPU**: this process's CPU time over the wall time of the run ("% of one
+  core"; the machine's other core runs the server and everything else), and CPU
+  per chunk (all of it: sockets, HTTP, SSE, JSON, the pipeline, the consumer), over
+  the whole run (stream setup included) and over the *steady window* (every
+  stream open, none finished: the per-chunk cost at that concurrency). The
+  server's CPU share is reported beside it (from ``/proc``).
+- **Memory per open stream**: the streams are opened and each holds after its
+  first event (the response has begun: a real open stream on its socket); traced Python
+  memory (``tracemalloc``) and RSS growth over the baseline, divided by the
+  number of streams. Measured in a separate phase, since tracing slows
+  everything down.
+
+Two tests use it: ``headroom`` (100 and 1,000 streams at 20 chunks/s each: is
+there headroom at that load?) and ``curve`` (10 to 10,000 streams at a constant
+*aggregate* rate, so CPU per chunk is comparable across points: does per-stream
+cost stay flat?).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import resource
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _harness import percentile
+
+import schwarm_stream
+from schwarm_stream import Chunk
+from schwarm_stream.sources import native_openai_chat
+
+MESSAGES: Any = [{"role": "user", "content": "weather?"}]
+CONNECT_RATE = 2000.0  # new streams per second at most (a burst of 10,000 SYNs overflows the accept queue)
+
+
+def raise_nofile(need: int) -> dict[str, int]:
+    """Raise RLIMIT_NOFILE to the hard limit (one descriptor per socket); report what we have."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return {"soft": soft, "hard": hard, "needed": need}
+
+
+def rss_bytes() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, from /proc (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _client(streams: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=streams)
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0))
+
+
+def _source(base: str, client: httpx.AsyncClient, t0: float, n: int, interval: float) -> Any:
+    return native_openai_chat(
+        base,
+        "sk-bench",
+        client=client,
+        model="gpt-bench-1",
+        messages=MESSAGES,
+        extra_body={"t0": t0, "n": n, "interval": interval},
+    )
+
+
+async def paced(url: str, server_pid: int, *, streams: int, n: int, interval: float) -> dict[str, Any]:
+    """``streams`` concurrent streams of ``n`` text chunks, one every ``interval`` seconds each."""
+    base = url + "/paced/v1"
+    client = _client(streams)
+    delays: list[float] = []
+    outcomes: list[str | None] = []
+    errors: dict[str, int] = {}
+    mono = time.monotonic
+    try:
+        # Warm up: connections, lazy imports, the default pipeline's plugin table.
+        async with schwarm_stream.open(_source(base, client, mono(), 2, 0.001)) as s:
+            async for _ev in s:
+                pass
+        stagger = max(interval, streams / CONNECT_RATE)
+        start = mono() + 0.2
+
+        async def one(k: int) -> None:
+            t0 = start + stagger * k / streams
+            await asyncio.sleep(max(0.0, t0 - 0.05 - mono()))
+            j = 0
+            try:
+                async with schwarm_stream.open(_source(base, client, t0, n, interval)) as s:
+                    async for ev in s:
+                        if type(ev) is Chunk:
+                            j += 1
+                            delays.append(mono() - (t0 + j * interval))
+                outcomes.append(s.outcome)
+            except Exception as exc:  # counted and reported: a scale test must say what failed
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+
+        # The steady window: every stream open (and its first chunk in), none finished yet.
+        w0, w1 = start + stagger + interval, start + n * interval
+        window: dict[str, float] = {}
+
+        async def sample() -> None:
+            await asyncio.sleep(max(0.0, w0 - mono()))
+            window.update(t0=mono(), cpu0=time.process_time(), n0=len(delays), s0=proc_cpu(server_pid))
+            await asyncio.sleep(max(0.0, w1 - mono()))
+            window.update(t1=mono(), cpu1=time.process_time(), n1=len(delays), s1=proc_cpu(server_pid))
+
+        gc.collect()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        sampler = asyncio.create_task(sample()) if w1 - w0 >= 0.5 else None
+        await asyncio.gather(*(one(k) for k in range(streams)))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if sampler is not None:
+            await sampler
+    finally:
+        await client.aclose()
+    chunks = len(delays)
+    steady: dict[str, Any] = {}
+    if "t1" in window and window["n1"] > window["n0"]:
+        span = window["t1"] - window["t0"]
+        steady = {
+            "seconds": span,
+            "chunks": window["n1"] - window["n0"],
+            "cpu_us_per_chunk": (window["cpu1"] - window["cpu0"]) / (window["n1"] - window["n0"]) * 1e6,
+            "cpu_percent_of_core": 100.0 * (window["cpu1"] - window["cpu0"]) / span,
+            "server_cpu_percent_of_core": 100.0 * (window["s1"] - window["s0"]) / span,
+        }
+    return {
+        "streams": streams,
+        "chunks_per_stream": n,
+        "rate_per_stream": 1.0 / interval,
+        "aggregate_rate": streams / interval,
+        "completed": outcomes.count("complete"),
+        "all_complete": outcomes.count("complete") == streams,
+        "errors": errors,
+        "chunks": chunks,
+        "added_delay_ms_p50": percentile(delays, 50) * 1e3 if delays else None,
+        "added_delay_ms_p99": percentile(delays, 99) * 1e3 if delays else None,
+        "added_delay_ms_max": max(delays) * 1e3 if delays else None,
+        "wall_s": wall,
+        "ideal_wall_s": 0.2 + stagger + n * interval,
+        "cpu_percent_of_core": 100.0 * cpu / wall,
+        "cpu_us_per_chunk": cpu / max(1, chunks) * 1e6,
+        "cpu_ms_per_stream": cpu / streams * 1e3,
+        "steady": steady,
+    }
+
+
+async def memory(url: str, *, streams: int) -> dict[str, Any]:
+    """Traced Python memory and RSS per open stream, each stream holding after its first event."""
+    base = url + "/paced/v1"
+    client = _client(streams)
+    mono = time.monotonic
+    reached = 0
+    all_there = asyncio.Event()
+    release = asyncio.Event()
+    try:
+        async with schwarm_stream.open(_source(base, client, mono(), 2, 0.001)) as s:
+            async for _ev in s:
+                pass
+        stagger = streams / CONNECT_RATE
+        # Long enough for every stream to open (tracing slows the openings down), short enough to end soon.
+        start = mono() + 0.2
+        hold_until = start + 3 * stagger + 2.0
+
+        async def one(k: int) -> None:
+            nonlocal reached
+            t0 = start + stagger * k / streams
+            await asyncio.sleep(max(0.0, t0 - 0.05 - mono()))
+            async with schwarm_stream.open(_source(base, client, t0, 1, hold_until - t0)) as s:
+                async for _ev in s:
+                    if not release.is_set():
+                        reached += 1
+                        if reached == streams:
+                            all_there.set()
+                        await release.wait()
+
+        gc.collect()
+        rss0 = rss_bytes()
+        tracemalloc.start()
+        traced0 = tracemalloc.get_traced_memory()[0]
+        tasks = [asyncio.create_task(one(k)) for k in range(streams)]
+        # Each stream holds on its first event (the response began; its one text chunk is due later).
+        await all_there.wait()
+        gc.collect()
+        traced = tracemalloc.get_traced_memory()[0] - traced0
+        rss = rss_bytes() - rss0
+        tracemalloc.stop()
+        release.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await client.aclose()
+    return {
+        "streams": streams,
+        "kib_traced_per_stream": traced / streams / 1024,
+        "kib_rss_per_stream": rss / streams / 1024,
+        "includes": "the Stream, its plugins' state, the consumer task, httpx's connection and response, buffers",
+    }
+
+
+async def run(url: str, server_pid: int, *, quick: bool, log: Any = print) -> dict[str, Any]:
+    limits = raise_nofile(10_000 + 200)
+    headroom_points = [100] if quick else [100, 1000]
+    curve_points = [10, 100] if quick else [10, 100, 1000, 10_000]
+    # No more streams than descriptors (client sockets + a margin for everything else).
+    usable = max(0, limits["soft"] - 200)
+    out: dict[str, Any] = {"nofile": limits, "headroom": [], "curve": [], "not_run": {}}
+    n_head = 20 if quick else 100
+    for streams in headroom_points:
+        log(f"scale (sockets): {streams} streams x {n_head} chunks at 20/s")
+        out["headroom"].append(await paced(url, server_pid, streams=streams, n=n_head, interval=0.05))
+    aggregate = 2000.0
+    duration = 1.5 if quick else 6.0
+    for streams in curve_points:
+        if streams > usable:
+            out["not_run"][str(streams)] = f"RLIMIT_NOFILE soft limit {limits['soft']} < {streams} sockets"
+            continue
+        interval = streams / aggregate
+        # Enough chunks for a steady window of about ``duration`` after the last stream opened.
+        n = max(6, round((duration + streams / CONNECT_RATE) / interval) + 2)
+        log(f"scale curve (sockets): {streams} streams x {n} chunks, {aggregate:.0f} chunks/s in all")
+        point = await paced(url, server_pid, streams=streams, n=n, interval=interval)
+        log(f"  memory with {streams} open streams")
+        point["memory"] = await memory(url, streams=streams)
+        out["curve"].append(point)
+    out["aggregate_rate"] = aggregate
+    return out
