@@ -7,6 +7,7 @@ safety blocks, in-band and HTTP errors, retry, timeouts and the offline provider
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ def client(url: str) -> Any:
 
 def source(url: str, **kw: Any) -> Any:
     return gemini_generate(client(url), model=MODEL, contents="Hi", **kw)
+
+
+def load(path: Path) -> bytes:
+    return path.read_bytes()
 
 
 def rid(path: Path) -> str:
@@ -128,7 +133,7 @@ def test_manifest_names_every_recording_with_its_origin() -> None:
 @pytest.mark.parametrize("how", ["whole", "per-event", "3-byte pieces"])
 @pytest.mark.parametrize("path", RECORDINGS, ids=rid)
 async def test_recording_equals_the_sdk_aggregation(path: Path, how: str) -> None:
-    body = path.read_bytes()
+    body = load(path)
     parts: list[Any] = {
         "whole": [body],
         "per-event": events_of(body),
@@ -147,7 +152,7 @@ def cut_points(body: bytes) -> list[int]:
     ends = [0]
     for ev in events_of(body):
         ends.append(ends[-1] + len(ev))
-    cuts = {e for e in ends[1:-1]} | {(a + b) // 2 for a, b in zip(ends, ends[1:], strict=False)}
+    cuts = {e for e in ends[1:-1]} | {(a + b) // 2 for a, b in itertools.pairwise(ends)}
     cuts |= {ends[-1] - 5, ends[-1] - 4, ends[-1] - 2, ends[-1] - 1}  # around the final blank line
     points = sorted(c for c in cuts if 0 < c < len(body))
     step = max(1, len(points) // 10)  # a sample of long recordings: every cut costs two requests
@@ -157,7 +162,7 @@ def cut_points(body: bytes) -> list[int]:
 @pytest.mark.parametrize("end", ["eof", "truncate"])
 @pytest.mark.parametrize("path", RECORDINGS, ids=rid)
 async def test_truncations_are_never_complete(path: Path, end: str) -> None:
-    body = path.read_bytes()
+    body = load(path)
     async with ProviderServer() as server:
         for cut in cut_points(body):
             whole = b"".join(ev for ev in events_of(body[:cut]))  # the events wholly before the cut
@@ -229,7 +234,7 @@ async def test_function_calls_arrive_whole_as_one_delta_each() -> None:
 
 async def test_thought_signature_goes_back_on_its_part() -> None:
     path = CORPUS / "pydantic-ai/test_google_streaming_tool_call_thought_signature.response0.sse"
-    body = path.read_bytes()
+    body = load(path)
     async with ProviderServer() as server:
         ref = await sdk_aggregate(server, body)
         server.script("gemini-stream", SSEReply([body]))
