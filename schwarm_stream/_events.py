@@ -198,15 +198,15 @@ class Partial(_Replace):
     field optional; for a JSON schema the data), ``data`` the plain JSON parsed so far. Values
     still being written are marked, never guessed: ``incomplete`` lists their paths (object keys
     and array indices from the root, ``()`` being the root), outermost first; a number or literal
-    without its delimiter is left out. ``index`` is ``None`` for the answer, else the tool call's
-    index, with its ``name``. ``seq`` is the seq of the event it follows.
+    without its delimiter is left out. ``tool_index`` is ``None`` for the answer, else the tool
+    call's index, with its ``tool_name``. ``seq`` is the seq of the event it follows.
     """
 
     value: Any
     data: Any = None
     incomplete: tuple[tuple[str | int, ...], ...] = ()
-    index: int | None = None
-    name: str | None = None
+    tool_index: int | None = None
+    tool_name: str | None = None
     seq: int = 0
     raw: Any = field(default=None, compare=False, repr=False)
 

@@ -203,7 +203,7 @@ class Stream(AttemptLoop):
 
     async def _partials(self) -> AsyncGenerator[Any, None]:
         async for ev in self:
-            if type(ev) is Partial and ev.index is None:
+            if type(ev) is Partial and ev.tool_index is None:
                 yield ev.value
 
     async def until_done(self) -> Stream:

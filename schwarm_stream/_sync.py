@@ -82,7 +82,7 @@ class SyncStream:
     def partial_stream(self) -> Iterator[Any]:
         """The typed partial answers (``Partial.value``) of a typed stream; consumes the stream."""
         self.stream._need_typed("partial_stream")
-        return (ev.value for ev in self if type(ev) is Partial and ev.index is None)
+        return (ev.value for ev in self if type(ev) is Partial and ev.tool_index is None)
 
     def until_done(self) -> SyncStream:
         """Consume the rest of the stream; raises its error."""

@@ -156,7 +156,7 @@ async def test_typed_tool_arguments_partial_and_validated(server: ProviderServer
     assert declared.get("parameters", declared.get("input_schema")) == GetWeather.model_json_schema()
     (call,) = message.tool_calls
     assert args == {call.index: GetWeather(city="Berlin")}
-    assert partials and all(p.index == call.index and p.name == "GetWeather" for p in partials)
+    assert partials and all(p.tool_index == call.index and p.tool_name == "GetWeather" for p in partials)
     assert type(partials[-1].value).__name__ == "PartialGetWeather"
     assert partials[-1].data == {"city": "Berlin"}
 
@@ -292,7 +292,7 @@ async def test_anthropic_forced_tool_answer_from_tool_call_deltas() -> None:
         ToolCallDelta(1, None, None, p) for p in _pieces('{"name": "Dom", "year": 1248}')
     ]
     partials = [p for p in (typed.on_event(e) for e in events) if p is not None]
-    assert partials[-1].index is None and partials[-1].name is None
+    assert partials[-1].tool_index is None and partials[-1].tool_name is None
     assert partials[-1].data in ({"name": "Dom"}, {"name": "Dom", "year": 1248})
 
 

@@ -184,7 +184,7 @@ async def test_recorded_tool_calls_typed(recorded: CorpusStream) -> None:
     assert arguments == {i: json.loads(a) for i, (_, a) in calls.items()}
     by_index: dict[int | None, list[Partial]] = {}
     for p in partials:
-        by_index.setdefault(p.index, []).append(p)
+        by_index.setdefault(p.tool_index, []).append(p)
     assert set(by_index) == set(arguments)
     for index, seen in by_index.items():
         assert seen[-1].data == arguments[index] or grows_into(
