@@ -114,3 +114,37 @@ def test_grows_into_itself_checks() -> None:
     assert not grows_into({"a": 12}, {"a": 123}, ((), ("a",)))  # numbers never grow
     assert not grows_into([1], [1, 2], ())  # a closed list is final
     assert grows_into([1], [1, 2], ((),))
+
+
+def _parsed_bytes(monkeypatch: Any, size: int) -> tuple[int, int]:
+    """Bytes PartialJSON hands to the partial parser for a ``size`` answer in 10-byte deltas."""
+    from schwarm_stream.structured import _partial
+
+    counted = [0]
+    real = _partial.parse_partial
+
+    def counting(text: str) -> Any:
+        counted[0] += len(text)
+        return real(text)
+
+    monkeypatch.setattr(_partial, "parse_partial", counting)
+    items = [{"id": i, "title": f"item {i}", "tags": ["a", "b"]} for i in range(size // 40)]
+    text = json.dumps({"summary": "x" * (size // 4), "items": items})
+    parser = PartialJSON()
+    for i in range(0, len(text), 10):
+        parser.feed(text[i : i + 10])
+    parser.update()
+    assert parser.value == json.loads(text)
+    return counted[0], len(text)
+
+
+def test_partial_parsing_is_linear_in_the_answer(monkeypatch: Any) -> None:
+    # re-parsing after every delta would hand the parser about n^2 / 20 bytes (n/10 deltas of n/2 on
+    # average): 2,000 times the answer at 40 KB. The schedule keeps it linear: a*n + b.
+    ratios = []
+    for size in (10_000, 40_000, 160_000):
+        total, n = _parsed_bytes(monkeypatch, size)
+        ratios.append(total / n)
+        # linear: (growth + 1) bytes per answer byte, plus the eager start (every delta below 2 KB)
+        assert total <= 33 * n + 2048 * 2048 // 10, (size, total / n)
+    assert ratios[0] >= ratios[1] >= ratios[2]  # the short eager start weighs less as answers grow
