@@ -336,3 +336,21 @@ async def test_untyped_stream_has_no_typed_helpers() -> None:
         with pytest.raises(TypeError, match="typed stream"):
             await s.get_final_output()
         assert await s.final_text() == "hi" and s.partial_output is None
+
+
+async def test_break_out_of_a_typed_stream_ends_it_once() -> None:
+    ends: list[str | None] = []
+
+    class End:
+        @schwarm_stream.hookimpl
+        def stream_end(self, stream: Any) -> None:
+            ends.append(stream.outcome)
+
+    source = ScriptedSource(_pieces(DOC))
+    async with schwarm_stream.open(source, output=City, plugins=[End()], config=OFF) as stream:
+        async for ev in stream:
+            if isinstance(ev, Partial):
+                break
+    assert ends == ["cancelled"] and stream.outcome == "cancelled"
+    with pytest.raises(schwarm_stream.StreamCancelled):
+        await stream.get_final_output()
