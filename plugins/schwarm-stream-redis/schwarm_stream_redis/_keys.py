@@ -1,6 +1,8 @@
 """Keys, entry ids and cursors: everything that comes from outside is validated here.
 
-A log lives at ``{prefix}:{tenant}:stream:{stream_id}``. The stream id is a
+A log lives at ``{prefix}:{tenant}:stream:{<stream_id>}`` — the stream id in
+literal braces, a Redis Cluster hash tag: every key of one stream hashes to the
+same slot, so multi-key pipelines of one stream work on a cluster. The stream id is a
 uuid4 in 32 lowercase hex digits (128 random bits, so ids cannot be guessed);
 the tenant is a short name of ``[A-Za-z0-9_.-]``. Neither is ever interpolated
 into a key before it matched its pattern, so a client cannot reach another
@@ -67,8 +69,11 @@ def validate_prefix(prefix: str) -> str:
 
 
 def stream_key(tenant: str, stream_id: str, *, prefix: str = "schwarm") -> str:
-    """The Redis key of one stream's log; every part is validated first."""
-    return f"{validate_prefix(prefix)}:{validate_tenant(tenant)}:stream:{validate_stream_id(stream_id)}"
+    """The Redis key of one stream's log; every part is validated first.
+
+    The stream id is wrapped in ``{…}``, a hash tag: on Redis Cluster all keys of a stream share a slot.
+    """
+    return f"{validate_prefix(prefix)}:{validate_tenant(tenant)}:stream:{{{validate_stream_id(stream_id)}}}"
 
 
 def parse_cursor(value: object) -> int:

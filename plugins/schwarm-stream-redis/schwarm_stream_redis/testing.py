@@ -7,6 +7,11 @@
     ...
     server.restart()        # same port, empty (nothing is saved)
     server.close()
+
+    cluster = RedisClusterServers(3)   # three masters on loopback, slots spread, no replicas
+    cluster.start()
+    ... RedisCluster(host="127.0.0.1", port=cluster.ports[0]) ...
+    cluster.close()
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import redis
 if TYPE_CHECKING:
     from schwarm_stream import Stream
 
-__all__ = ["RedisServer", "free_port", "wait_written"]
+__all__ = ["RedisClusterServers", "RedisServer", "free_port", "wait_written"]
 
 
 def free_port() -> int:
@@ -36,13 +41,16 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process without persistence; can be stopped and restarted on its port."""
 
-    def __init__(self, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:  # a missing server is a broken environment, not a reason to skip
-            raise RuntimeError("redis-server is not installed (CI installs it in .ci/setup.d/20-redis.sh)")
-        self.binary = binary
+    def __init__(
+        self, port: int | None = None, *, binary: str = "redis-server", extra: tuple[str, ...] = ()
+    ) -> None:
+        found = shutil.which(binary)
+        if found is None:  # a missing server is a broken environment, not a reason to skip
+            raise RuntimeError(f"{binary} is not installed (CI installs it in .ci/setup.d/)")
+        self.binary = found
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="schwarm-redis-")
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,6 +66,7 @@ class RedisServer:
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", self.dir,
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -104,3 +113,53 @@ async def wait_written(stream: Stream, seq: int, *, timeout: float = 10.0) -> No
             return
         await asyncio.sleep(0.005)
     raise TimeoutError(f"stream {stream.id}: entry {seq} not written within {timeout}s")
+
+
+class RedisClusterServers:
+    """``n`` cluster-enabled ``redis-server`` masters on loopback, joined with ``redis-cli --cluster create``."""
+
+    def __init__(self, n: int = 3) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError(
+                "redis-cli is not installed (it comes with redis-server, .ci/setup.d/20-redis.sh)"
+            )
+        self.cli = cli
+        # the bus port defaults to port + 10000, which may not exist for a high free port: pick one
+        self.nodes = [
+            RedisServer(
+                extra=(
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-port", str(free_port()),
+                )
+            )
+            for _ in range(n)
+        ]  # fmt: skip
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [self.cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        for port in self.ports:  # every node must agree the cluster is up before a client connects
+            client = redis.Redis(port=port)
+            try:
+                while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"cluster node {port} did not reach cluster_state:ok")
+                    time.sleep(0.05)
+            finally:
+                client.close()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()

@@ -79,7 +79,7 @@ def test_stream_ids_must_be_uuid4_hex(bad: Any) -> None:
 def test_tenants_must_be_short_safe_names(bad: Any) -> None:
     with pytest.raises(InvalidStreamRef, match="tenant"):
         validate_tenant(bad)
-    assert stream_key("acme.eu-1", "0" * 32) == "schwarm:acme.eu-1:stream:" + "0" * 32
+    assert stream_key("acme.eu-1", "0" * 32) == "schwarm:acme.eu-1:stream:{" + "0" * 32 + "}"
 
 
 async def test_invalid_ids_are_rejected_before_redis_is_asked() -> None:
@@ -222,3 +222,12 @@ async def test_redis_down_while_reading_is_log_unavailable(private_redis: RedisS
         assert info.value.status == 503
     finally:
         await client.aclose()
+
+
+def test_all_keys_of_a_stream_share_one_cluster_hash_slot() -> None:
+    from redis.crc import key_slot
+
+    sid = uuid.uuid4().hex
+    key = stream_key("acme", sid)
+    assert key.endswith("{" + sid + "}")  # the hash tag: only the stream id is hashed
+    assert key_slot(key.encode()) == key_slot(sid.encode()) == key_slot(stream_key("globex", sid).encode())

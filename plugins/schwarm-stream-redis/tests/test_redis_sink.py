@@ -339,7 +339,7 @@ async def test_tenant_comes_from_metadata_and_bad_ids_never_reach_a_key(
     pipe = pipeline(redis_server.url, rclient)
     stream = pipe.open(words(2), metadata={"tenant": "globex"})
     await stream.collect()
-    assert redis_log(stream).key == f"schwarm:globex:stream:{stream.id}"
+    assert redis_log(stream).key == f"schwarm:globex:stream:{{{stream.id}}}"
     assert (await read_all(rclient, stream.id, tenant="globex")).text == text(2)
 
     for kwargs in ({"metadata": {"tenant": "a:*"}}, {"stream_id": "chat-1"}, {"stream_id": "A" * 32}):
@@ -348,7 +348,7 @@ async def test_tenant_comes_from_metadata_and_bad_ids_never_reach_a_key(
             await bad.collect()
         assert info.value.reason == "invalid_ref"
     keys = [k.decode() for k in await rclient.keys("*")]
-    assert keys and all(re.fullmatch(r"schwarm:[A-Za-z0-9_.-]+:stream:[0-9a-f]{32}", k) for k in keys)
+    assert keys and all(re.fullmatch(r"schwarm:[A-Za-z0-9_.-]+:stream:\{[0-9a-f]{32}\}", k) for k in keys)
 
 
 async def test_entry_point_plugin_is_inactive_until_configured(
@@ -365,7 +365,7 @@ async def test_entry_point_plugin_is_inactive_until_configured(
         cfg = {"redis": {"url": redis_server.url, "tenant": "initech", "maxlen": 50}}
         active = schwarm_stream.open(words(2), config=cfg)
         await active.collect()
-        assert redis_log(active).key == f"schwarm:initech:stream:{active.id}"
+        assert redis_log(active).key == f"schwarm:initech:stream:{{{active.id}}}"
         assert (await read_all(rclient, active.id, tenant="initech")).text == text(2)
     finally:
         await plugin.aclose()
@@ -398,3 +398,91 @@ def test_chunk_type_roundtrip_keeps_kind_and_index() -> None:
 
     for ev in (Chunk("x\r\n\0y", "reasoning", 2, 1, 7), Chunk("", "refusal", 0, 0, 1)):
         assert decode_entry(encode_event(ev))[2] == ev
+
+
+# -- batching: flush by timer, by size, and at once at the end ------------------------------------------
+
+
+def never_timed(url: str, client: redis.asyncio.Redis, **settings: Any) -> Pipeline:
+    """A pipeline whose flush timer is an hour (past the 1 s the config allows, so built unvalidated)."""
+    base = RedisSettings(url=url, tenant="acme", **settings).model_dump()
+    plugin = RedisStreamPlugin(
+        RedisSettings.model_construct(**{**base, "flush_interval": 3600.0}), client=client
+    )
+    return Pipeline([plugin], config=NO_AUTOLOAD)
+
+
+async def test_a_quiet_stream_is_flushed_by_the_timer_not_held_for_a_full_batch(
+    redis_server: RedisServer, rclient: redis.asyncio.Redis
+) -> None:
+    gate = asyncio.Event()
+    stream = pipeline(redis_server.url, rclient, batch_max=1000, flush_interval=0.05).open(words(5, gate, 3))
+    it = stream.__aiter__()
+    for _ in range(3):
+        await it.__anext__()
+    # the source now waits for the gate: neither size (1000) nor the end can flush, only the timer
+    await wait_written(stream, 3)
+    gate.set()
+    async for _ in it:
+        pass
+    assert (await read_all(rclient, stream.id)).text == text(5)
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_timer(
+    redis_server: RedisServer, rclient: redis.asyncio.Redis
+) -> None:
+    gate = asyncio.Event()
+    # a timer that never fires within the test: only the size (10 queued events) can flush
+    stream = never_timed(redis_server.url, rclient, batch_max=10).open(words(30, gate, 25))
+    it = stream.__aiter__()
+    for _ in range(25):
+        await it.__anext__()
+    await wait_written(stream, 20)
+    gate.set()
+    async for _ in it:
+        pass
+    entries = await rclient.xrange(stream_key("acme", stream.id))
+    sizes = [int(f[b"seq"]) - int(f[b"first"]) + 1 for _, f in entries if f[b"type"] == b"events"]
+    assert sum(sizes) == 31 and max(sizes) <= 10  # 30 words + finish, in entries of at most batch_max
+
+
+@pytest.mark.parametrize("outcome", ["complete", "error", "cancelled"])
+async def test_the_end_flushes_the_batch_at_once_whatever_the_outcome(
+    redis_server: RedisServer, rclient: redis.asyncio.Redis, outcome: str
+) -> None:
+    async def gen() -> AsyncIterator[str]:
+        yield "a "
+        yield "b "
+        if outcome == "error":
+            raise schwarm_stream.TransportError("connection reset by peer")
+        if outcome == "cancelled":
+            await asyncio.sleep(30)
+
+    # a timer that never fires within the test: the end must not wait for it
+    stream = never_timed(redis_server.url, rclient).open(from_iterator(gen))
+    async with asyncio.timeout(30):  # a hang guard, not a measurement
+        try:
+            async with stream:
+                async for ev in stream:
+                    if outcome == "cancelled" and getattr(ev, "text", "") == "b ":
+                        stream.cancel()
+        except schwarm_stream.StreamError:
+            assert outcome != "complete"
+        # nothing lost: the events and the terminal entry are in Redis when the stream is over
+        last = await rclient.xrevrange(stream_key("acme", stream.id), count=1)
+    assert last[0][1][b"type"] == b"end" and last[0][1][b"status"] == outcome.encode()
+    shown = await read_all(rclient, stream.id)
+    assert shown.text == "a b " and shown.end is not None and shown.end.status == outcome
+
+
+async def test_two_registered_instances_write_every_event_once(
+    redis_server: RedisServer, rclient: redis.asyncio.Redis
+) -> None:
+    # the entry-point instance (config-driven, no url) and an explicit one: only the writer's owner feeds it
+    explicit = RedisStreamPlugin(RedisSettings(url=redis_server.url, tenant="acme"), client=rclient)
+    stream = Pipeline([RedisStreamPlugin(), explicit], config=NO_AUTOLOAD).open(words(20))
+    await stream.collect()
+    entries = await rclient.xrange(stream_key("acme", stream.id))
+    lines = sum(f[b"data"].count(b"\n") for _, f in entries if f[b"type"] == b"events")
+    assert lines == 21  # 20 words + finish, each once (before the fix: every event twice)
+    assert (await read_all(rclient, stream.id)).text == text(20)
