@@ -17,6 +17,8 @@ def provider_source(
     messages = [{"role": "user", "content": prompt}]
     if provider == "bedrock":
         return bedrock_source(base_url, model, max_tokens, prompt)
+    if provider in NATIVE_PROVIDERS:
+        return native_source(provider, api_key, base_url, model, max_tokens, prompt)
     try:
         if provider == "anthropic":
             import anthropic
@@ -100,3 +102,91 @@ def bedrock_replay_source(server: Any) -> Any:
     return bedrock_converse(
         client, modelId="replay", messages=[{"role": "user", "content": [{"text": "replay"}]}]
     )
+
+
+# -- Google Gemini (google-genai) and Ollama (/api/chat) ---------------------------------------------
+
+#: ``--provider`` names, their key variables and default URLs, registered with the shared tables
+#: (``gemini``: the Gemini API key; ``ollama``: a local server ignores it, any value will do).
+NATIVE_PROVIDERS = {"gemini": "GEMINI_API_KEY", "ollama": "OLLAMA_API_KEY"}
+NATIVE_URLS = {
+    "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://127.0.0.1:11434",
+}
+#: The replay protocol names of recorded Gemini SSE bodies and Ollama NDJSON bodies.
+NATIVE_ROUTES = ("gemini-stream", "ollama-chat")
+
+
+def _register() -> None:
+    from . import _common
+
+    for name, env in NATIVE_PROVIDERS.items():
+        _common.PROVIDERS.setdefault(name, env)
+        _common.DEFAULT_URLS.setdefault(name, NATIVE_URLS[name])
+
+
+_register()
+
+
+def native_source(
+    provider: str, api_key: str, base_url: str | None, model: str, max_tokens: int, prompt: str
+) -> Any:
+    """``prompt`` to ``model`` through google-genai (``gemini``) or the ollama client (``ollama``)."""
+    from ..sources import gemini_generate, ollama_chat
+
+    try:
+        if provider == "gemini":
+            from google import genai
+
+            options: Any = {"base_url": base_url} if base_url else None
+            client: Any = genai.Client(api_key=api_key, http_options=options)
+            return gemini_generate(
+                client, model=model, contents=prompt, config={"max_output_tokens": max_tokens}
+            )
+        import ollama
+
+        headers = {"authorization": f"Bearer {api_key}"} if base_url and "ollama.com" in base_url else None
+        client = ollama.AsyncClient(host=base_url or NATIVE_URLS["ollama"], headers=headers)
+        return ollama_chat(
+            client,
+            model=model,
+            messages=[{"role": "user", "content": prompt}],
+            options={"num_predict": max_tokens},
+        )
+    except ImportError:
+        fail(f"the {provider} provider needs its SDK", f"pip install 'schwarm-stream[{provider}]'")
+
+
+def sniff_native(body: bytes) -> str | None:
+    """``gemini-stream`` or ``ollama-chat`` when ``body`` is one of those recorded streams, else ``None``."""
+    import json
+
+    text = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    first = text.split(b"\n", 1)[0].strip()
+    if first.startswith(b"data:"):
+        first = first[5:].strip()
+    try:
+        head = json.loads(first)
+    except ValueError:
+        return None
+    if not isinstance(head, dict):
+        return None
+    if text.startswith(b"data:") and {"candidates", "promptFeedback", "usageMetadata"} & head.keys():
+        return "gemini-stream"
+    if text.startswith(b"{") and "done" in head and ("message" in head or "error" in head):
+        return "ollama-chat"
+    return None
+
+
+def native_replay_reply(protocol: str, body: bytes) -> Any:
+    """The loopback server's reply serving a recorded Gemini or Ollama body."""
+    from ..testing._ollama_wire import NDJSON
+    from ..testing.server import SSEReply
+
+    return SSEReply([body], content_type=NDJSON if protocol == "ollama-chat" else "text/event-stream")
+
+
+def native_replay_source(protocol: str, server: Any) -> Any:
+    """A source reading a replayed Gemini or Ollama body from ``server`` through the provider's SDK."""
+    provider = "gemini" if protocol == "gemini-stream" else "ollama"
+    return native_source(provider, "replay", server.url, "replay", 1024, "replay")

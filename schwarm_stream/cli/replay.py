@@ -14,6 +14,7 @@ import click
 from .. import Config, Message, Pipeline, StreamError
 from ._common import EXIT_OK, EXIT_STREAM, ROUTES, dumps, result_dict
 from ._render import wants_color
+from ._sources import NATIVE_ROUTES
 
 
 @click.command(
@@ -33,7 +34,7 @@ Exit status: 0 only if every response completed, else 1.""",
 )
 @click.option(
     "--protocol",
-    type=click.Choice(ROUTES),
+    type=click.Choice((*ROUTES, *NATIVE_ROUTES)),
     help="The wire protocol; detected from the body when omitted.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per response, one per line.")
@@ -48,6 +49,10 @@ def replay(files: tuple[Path, ...], protocol: str | None, as_json: bool) -> None
 
 
 def _replay_source(protocol: str, server: Any) -> Any:
+    from ._sources import native_replay_source
+
+    if protocol in NATIVE_ROUTES:
+        return native_replay_source(protocol, server)
     from ..sources import anthropic_messages, openai_chat, openai_responses
 
     hi = [{"role": "user", "content": "replay"}]
@@ -64,10 +69,23 @@ def _replay_source(protocol: str, server: Any) -> Any:
     return openai_chat(client, model="replay", messages=hi)
 
 
+def _reply(protocol: str, body: bytes) -> Any:
+    from ..testing.server import SSEReply
+    from ._sources import native_replay_reply
+
+    return native_replay_reply(protocol, body) if protocol in NATIVE_ROUTES else SSEReply([body])
+
+
 def _bodies(path: Path, protocol: str | None) -> list[tuple[str, bytes]]:
     """``(protocol, body)`` per response recorded in ``path``; ValueError when it is not a stream."""
     from ..testing.corpus import detect_protocol, to_sse_body
+    from ._sources import sniff_native
 
+    native = protocol if protocol in NATIVE_ROUTES else None
+    if protocol is None:
+        native = sniff_native(path.read_bytes()[:65536])
+    if native is not None:  # Gemini SSE and Ollama NDJSON bodies are served as they are
+        return [(native, path.read_bytes())]
     if _is_json_lines(path):
         if not path.name.endswith(".chunks.txt"):  # the corpus's own files keep their lenient framing
             _check_json_lines(path)
@@ -102,7 +120,7 @@ class _NotAStream(Exception):
 
 
 async def _replay(files: Sequence[Path], protocol: str | None, as_json: bool, out: TextIO) -> bool:
-    from ..testing.server import ProviderServer, SSEReply
+    from ..testing.server import ProviderServer
 
     # Each body is served once: a retry or recovery would only meet an empty script and report
     # that instead of what the recording holds. Every plugin still takes part.
@@ -125,7 +143,7 @@ async def _replay(files: Sequence[Path], protocol: str | None, as_json: bool, ou
                     )
                 continue
             for i, (proto, body) in enumerate(bodies):
-                server.script(proto, SSEReply([body]))
+                server.script(proto, _reply(proto, body))
                 stream = pipeline.open(_replay_source(proto, server))
                 err: StreamError | None = None
                 try:
