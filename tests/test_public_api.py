@@ -49,7 +49,7 @@ def test_import_does_not_import_the_sdks() -> None:
         import sys
         import schwarm_stream
         from schwarm_stream import sources
-        sdks = ("openai", "anthropic", "boto3", "botocore", "aiobotocore")
+        sdks = ("openai", "anthropic", "boto3", "botocore", "aiobotocore", "google.genai", "ollama")
         leaked = sorted(m for m in sdks if m in sys.modules)
         print(",".join(leaked) or "none")
         """
@@ -64,6 +64,7 @@ def test_import_does_not_import_the_sdks() -> None:
         ("openai_chat(object(), model='m', messages=[])", "openai", "openai"),
         ("openai_responses(object(), model='m', input='x')", "openai", "openai"),
         ("anthropic_messages(object(), model='m', messages=[], max_tokens=1)", "anthropic", "anthropic"),
+        ("native_ollama('http://127.0.0.1:1', model='m', messages=[])", "httpx", "native"),
     ],
 )
 def test_a_missing_sdk_is_missing_dependency_with_the_install_hint(
@@ -74,7 +75,7 @@ def test_a_missing_sdk_is_missing_dependency_with_the_install_hint(
         import sys
         sys.modules[{module!r}] = None  # as if it were not installed
         from schwarm_stream import MissingDependency
-        from schwarm_stream.sources import anthropic_messages, openai_chat, openai_responses
+        from schwarm_stream.sources import anthropic_messages, native_ollama, openai_chat, openai_responses
         try:
             {factory}
         except MissingDependency as exc:
