@@ -53,7 +53,7 @@ from ._stream import Attempt, Stream, StreamStats
 from ._sync import SyncStream, open_sync
 from ._version import __version__
 from .builtins.recovery import with_fallbacks
-from .compose import AgentLoop, CallbackHandler, agent_loop
+from .compose import AgentLoop, CallbackHandler, SyncAgentLoop, agent_loop, agent_loop_sync
 from .config import Config
 from .decisions import Recovery
 from .hookspecs import hookimpl, hookspec
@@ -115,6 +115,7 @@ __all__ = [
     "StreamRegistry",
     "StreamStats",
     "StreamTimeout",
+    "SyncAgentLoop",
     "SyncStream",
     "TokenUsage",
     "ToolCall",
@@ -123,6 +124,7 @@ __all__ = [
     "Usage",
     "__version__",
     "agent_loop",
+    "agent_loop_sync",
     "default_pipeline",
     "hookimpl",
     "hookspec",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `ai` npm package for tests/test_vercel_protocol.py: installed exactly as tests/js/package-lock.json pins it.
+# The `ai` npm package (tests/test_vercel_protocol.py) and `eventsource` (the Starlette plugin's SSE tests): installed exactly as tests/js/package-lock.json pins it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if ! command -v npm >/dev/null; then

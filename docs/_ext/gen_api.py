@@ -43,7 +43,7 @@ TOP: dict[str, list[str]] = {
     ],
     "The message": ["Message", "ToolCall", "TokenUsage", "ContentBlock"],
     "Plugins": ["hookimpl", "hookspec", "Recovery", "Stash", "StashKey", "with_fallbacks"],
-    "Agent loops and callbacks": ["agent_loop", "AgentLoop", "CallbackHandler"],
+    "Agent loops and callbacks": ["agent_loop", "AgentLoop", "agent_loop_sync", "SyncAgentLoop", "CallbackHandler"],
     "Configuration": ["Config"],
     "Serving many streams": [
         "StreamRegistry",
