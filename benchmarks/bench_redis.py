@@ -1,14 +1,21 @@
-"""Events per second through Redis Streams: one stream, and 100 concurrent streams.
+"""The Redis log, batched against unbatched, side by side in one run.
 
-Starts its own ``redis-server`` on a free loopback port (no persistence), then measures, side by side
-in one run:
+Starts its own ``redis-server`` on a free loopback port (no persistence) and measures, for both write
+modes of the ``redis`` plugin:
 
-- ``local``: the same pipeline without the Redis plugin (the floor);
-- ``redis write``: with the plugin, the consumer loop ending only after the log and its end entry are
-  in Redis (events/s as the producer sees it);
-- ``redis read``: a reader following a finished log from seq 0 (``read_stream``);
-- ``100 streams``: 100 concurrent producers, each with a reader in the same process following it live
-  (aggregate events/s written, and read by the readers).
+- ``batched`` (the default): the events of one write share one Redis entry, flushed by size
+  (``batch_max``), by timer (``flush_interval``, 2 ms) and at the end;
+- ``per_event`` with ``flush_interval = 0``: one ``XADD`` per event in a pipeline, written as soon as
+  the writer is free — the plugin's only path before batching.
+
+Rows (``rows(quick)``, also printed by ``python benchmarks/bench_redis.py``):
+
+- ``one stream``: events/s of one stream through the pipeline, the consumer loop ending only after
+  the log and its end entry are in Redis; ``local`` is the same pipeline without the plugin (the floor);
+- ``added latency``: a paced stream (one event every 0.5 ms): for each event, the time from its
+  delivery to Redis acknowledging it, p50 / p99 (what a reader in another process waits on top);
+- ``read``: a reader following a finished log from seq 0 (``read_stream``), events/s;
+- ``100 streams``: 100 concurrent producers, each followed live by a reader in the same process.
 
 Sources are in-process iterators, so the numbers are schwarm_stream + redis-py + Redis, not a provider.
 Timing is reported, never asserted.
@@ -20,73 +27,155 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
+import statistics
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio
-from schwarm_stream_redis import RedisSettings, RedisStreamPlugin, read_stream
+from schwarm_stream_redis import RedisSettings, RedisStreamPlugin, read_stream, redis_log
 from schwarm_stream_redis.testing import RedisServer
 
-from schwarm_stream import Pipeline
+from schwarm_stream import Pipeline, hookimpl
 from schwarm_stream.sources import from_iterator
 
 TENANT = "bench"
+CFG = {"plugins": {"autoload": False}}
+
+#: The two write modes compared: today's default, and the path the plugin had before batching.
+MODES: dict[str, dict[str, Any]] = {
+    "batched": {},
+    "per_event": {"write_mode": "per_event", "flush_interval": 0.0},
+}
 
 
-def words(n: int) -> Any:
+def words(n: int, pace: float = 0.0) -> Any:
     async def gen() -> AsyncIterator[str]:
         for i in range(n):
+            if pace:
+                await asyncio.sleep(pace)
             yield f"w{i} "
 
     return from_iterator(gen)
 
 
-def pipelines(url: str, client: redis.asyncio.Redis) -> tuple[Pipeline, Pipeline]:
-    cfg = {"plugins": {"autoload": False}}
-    plugin = RedisStreamPlugin(
-        RedisSettings(url=url, tenant=TENANT, maxlen=1_000_000, write_timeout=60.0), client=client
-    )
-    return Pipeline([], config=cfg), Pipeline([plugin], config=cfg)
+def pipeline(url: str, client: redis.asyncio.Redis, mode: str, *extra: Any) -> Pipeline:
+    settings = RedisSettings(url=url, tenant=TENANT, maxlen=1_000_000, write_timeout=60.0, **MODES[mode])
+    return Pipeline([RedisStreamPlugin(settings, client=client), *extra], config=CFG)
 
 
-async def one_stream(url: str, events: int, rounds: int) -> dict[str, Any]:
+class Latency:
+    """Per event: delivery time, and the time Redis acknowledged a write that included it."""
+
+    def __init__(self) -> None:
+        self.delivered: dict[int, float] = {}
+        self.acks: list[tuple[int, float]] = []
+
+    @hookimpl(trylast=True)
+    def stream_start(self, stream: Any) -> None:
+        writer = redis_log(stream)
+        if writer is not None:  # the redis plugin's stream_start (tryfirst) opened it already
+            writer.on_ack = lambda seq: self.acks.append((seq, time.perf_counter()))
+
+    @hookimpl(trylast=True)
+    def stream_event(self, stream: Any, event: Any) -> None:
+        self.delivered[event.seq] = time.perf_counter()
+
+    def added_ms(self) -> list[float]:
+        seqs = [seq for seq, _ in self.acks]
+        out = []
+        for seq, t in self.delivered.items():
+            i = bisect.bisect_left(seqs, seq)
+            if i < len(seqs):
+                out.append((self.acks[i][1] - t) * 1000)
+        return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def one_stream(url: str, events: int, rounds: int) -> list[dict[str, Any]]:
     client = redis.asyncio.Redis.from_url(url)
-    local, logged = pipelines(url, client)
-    best: dict[str, float] = {"local": 0.0, "redis_write": 0.0, "redis_read": 0.0}
+    local = Pipeline([], config=CFG)
+    best = {"local": 0.0, **{m: 0.0 for m in MODES}}
+    lat: dict[str, list[float]] = {m: [] for m in MODES}
+    read = {m: 0.0 for m in MODES}
     try:
         for _ in range(rounds):  # interleaved: each round measures every case once
             t0 = time.perf_counter()
             await local.open(words(events)).collect()
             best["local"] = max(best["local"], events / (time.perf_counter() - t0))
+            for mode in MODES:
+                stream = pipeline(url, client, mode).open(words(events))
+                t0 = time.perf_counter()
+                await stream.collect()
+                best[mode] = max(best[mode], events / (time.perf_counter() - t0))
 
-            stream = logged.open(words(events))
-            t0 = time.perf_counter()
-            await stream.collect()
-            best["redis_write"] = max(best["redis_write"], events / (time.perf_counter() - t0))
-
-            t0 = time.perf_counter()
-            n = 0
-            async for _ in read_stream(client, TENANT, stream.id, block_ms=1000):
-                n += 1
-            best["redis_read"] = max(best["redis_read"], n / (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                n = 0
+                async for _ in read_stream(client, TENANT, stream.id, block_ms=1000):
+                    n += 1
+                read[mode] = max(read[mode], n / (time.perf_counter() - t0))
+        for mode in MODES:  # once more with the latency probe (its hook costs a little per event)
+            probe = Latency()
+            await pipeline(url, client, mode, probe).open(words(events)).collect()
+            lat[mode] = probe.added_ms()
         await client.flushdb()
     finally:
         await client.aclose()
-    return {
-        "events_per_stream": events,
-        "local_events_per_s": round(best["local"]),
-        "redis_write_events_per_s": round(best["redis_write"]),
-        "redis_read_events_per_s": round(best["redis_read"]),
-        "write_cost_ratio": round(best["local"] / best["redis_write"], 2),
-    }
+    rows = [
+        {"case": "redis.one_stream", "mode": "local", "events": events, "events_per_s": round(best["local"])}
+    ]
+    for mode in MODES:
+        rows.append(
+            {
+                "case": "redis.one_stream",
+                "mode": mode,
+                "events": events,
+                "events_per_s": round(best[mode]),
+                "vs_per_event": round(best[mode] / best["per_event"], 1),
+                # at full speed the queue is the backlog (bounded by max_pending): the latency of a flood
+                "flood_p50_ms": round(pct(lat[mode], 0.5), 2),
+                "flood_p99_ms": round(pct(lat[mode], 0.99), 2),
+            }
+        )
+        rows.append({"case": "redis.read", "mode": mode, "events": events, "events_per_s": round(read[mode])})
+    return rows
 
 
-async def many_streams(url: str, streams: int, events: int) -> dict[str, Any]:
+async def paced(url: str, events: int) -> list[dict[str, Any]]:
+    client = redis.asyncio.Redis.from_url(url)
+    rows = []
+    try:
+        for mode in MODES:
+            probe = Latency()
+            await pipeline(url, client, mode, probe).open(words(events, pace=0.0005)).collect()
+            added = probe.added_ms()
+            rows.append(
+                {
+                    "case": "redis.added_latency",
+                    "mode": mode,
+                    "events": len(added),
+                    "p50_ms": round(statistics.median(added), 2),
+                    "p99_ms": round(pct(added, 0.99), 2),
+                    "max_ms": round(max(added), 2),
+                }
+            )
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return rows
+
+
+async def many_streams(url: str, streams: int, events: int, mode: str) -> dict[str, Any]:
     client = redis.asyncio.Redis.from_url(url, max_connections=2 * streams + 10)
-    _, logged = pipelines(url, client)
+    logged = pipeline(url, client, mode)
     read_counts: list[int] = []
+    readers: list[asyncio.Task[None]] = []
 
     async def reader(sid: str) -> None:
         n = 0
@@ -97,13 +186,11 @@ async def many_streams(url: str, streams: int, events: int) -> dict[str, Any]:
     async def producer() -> None:
         stream = logged.open(words(events))
         it = stream.__aiter__()
-        first = await it.__anext__()  # the log exists now: start the live reader
+        await it.__anext__()  # the log exists now: start the live reader
         readers.append(asyncio.create_task(reader(stream.id)))
-        del first
         async for _ in it:
             pass
 
-    readers: list[asyncio.Task[None]] = []
     try:
         t0 = time.perf_counter()
         await asyncio.gather(*(producer() for _ in range(streams)))
@@ -113,30 +200,37 @@ async def many_streams(url: str, streams: int, events: int) -> dict[str, Any]:
         await client.flushdb()
     finally:
         await client.aclose()
-    total = streams * events
     return {
+        "case": "redis.100_streams",
+        "mode": mode,
         "streams": streams,
-        "events_per_stream": events,
-        "aggregate_write_events_per_s": round(total / written),
-        "aggregate_read_events_per_s": round(sum(read_counts) / read),
-        "entries_read": sum(read_counts),
+        "events": events,
+        "write_events_per_s": round(streams * events / written),
+        "read_events_per_s": round(sum(read_counts) / read),
     }
 
 
-async def main_async(quick: bool) -> dict[str, Any]:
+async def main_async(quick: bool) -> list[dict[str, Any]]:
     server = RedisServer()
     server.start()
     try:
-        single = await one_stream(server.url, 2_000 if quick else 20_000, 2 if quick else 5)
-        many = await many_streams(server.url, 100, 100 if quick else 1_000)
+        rows = await one_stream(server.url, 10_000 if quick else 20_000, 3 if quick else 5)
+        rows += await paced(server.url, 300 if quick else 2_000)
+        for mode in MODES:
+            rows.append(await many_streams(server.url, 100, 100 if quick else 1_000, mode))
     finally:
         server.close()
-    return {"redis.one_stream": single, "redis.100_streams": many}
+    return rows
+
+
+def rows(quick: bool) -> list[dict[str, Any]]:
+    """Every row of this benchmark (for ``benchmarks/run.py``): one dict per case and mode."""
+    return asyncio.run(main_async(quick))
 
 
 def cases(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
-    """For ``benchmarks/run.py``: one case returning both measurements."""
-    return {"redis.throughput": lambda: asyncio.run(main_async(quick))}
+    """For ``benchmarks/run.py``'s ``extra`` section: one case returning every row."""
+    return {"redis.batched_vs_per_event": lambda: {"rows": rows(quick)}}
 
 
 def main() -> None:
@@ -144,22 +238,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    result = asyncio.run(main_async(args.quick))
+    result = rows(args.quick)
     if args.json:
         print(json.dumps(result))
         return
-    one, many = result["redis.one_stream"], result["redis.100_streams"]
-    print(f"one stream, {one['events_per_stream']} events:")
-    print(f"  local only        {one['local_events_per_s']:>10,} events/s")
-    print(
-        f"  + Redis log write {one['redis_write_events_per_s']:>10,} events/s  ({one['write_cost_ratio']}x the floor)"
-    )
-    print(f"  Redis log read    {one['redis_read_events_per_s']:>10,} events/s")
-    print(
-        f"{many['streams']} concurrent streams x {many['events_per_stream']} events, each with a live reader:"
-    )
-    print(f"  written           {many['aggregate_write_events_per_s']:>10,} events/s (all streams)")
-    print(f"  read              {many['aggregate_read_events_per_s']:>10,} events/s (all readers)")
+    for row in result:
+        case, mode = row.pop("case"), row.pop("mode")
+        print(f"{case:<22} {mode:<10} " + "  ".join(f"{k}={v:,}" for k, v in row.items()))
 
 
 if __name__ == "__main__":

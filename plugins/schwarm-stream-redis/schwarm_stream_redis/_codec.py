@@ -187,6 +187,13 @@ def encode_event(event: Event) -> dict[str, str]:
 
 def encode_event_line(event: Event) -> str:
     """One event as a line of an ``events`` entry: ``{type}\t{data}\n`` (see :func:`encode_events`)."""
+    if type(event) is Chunk:
+        text = _encode_str(event.text)
+        # the common case inline (ASCII text, defaults); exact ints only, since False == 0 too
+        if text.isascii() and event.kind == "text" and type(event.index) is int and type(event.choice) is int:
+            if event.index == 0 and event.choice == 0:
+                return 'chunk\t{"text":' + text + _PLAIN_TAIL + "\n"
+            return "chunk\t" + _chunk_data(event) + "\n"
     if _plain(event):
         return "chunk\t" + _chunk_data(event) + "\n"  # type: ignore[arg-type]
     kind, enc = _ENCODERS[type(event)]

@@ -257,3 +257,16 @@ async def test_a_redis_that_never_answers_bounds_writer_and_reader(monkeypatch: 
     finally:
         await client.aclose()
         server.close()
+
+
+@pytest.mark.parametrize("text", ["", "w1 ", "héllo", "\ud83d", '\n\t"\\', "😀", "x\ud83d\ude00", "\x00\x1f"])
+@pytest.mark.parametrize(("kind", "index", "choice"), [("text", 0, 0), ("reasoning", 0, 0), ("text", 1, 2)])
+def test_the_batched_line_encodes_a_chunk_exactly_as_its_own_entry_would(
+    text: str, kind: str, index: int, choice: int
+) -> None:
+    from schwarm_stream_redis._codec import encode_event_line, encode_events
+
+    chunk = Chunk(text, kind, index, choice, 7)
+    fields = encode_event(chunk)
+    assert encode_event_line(chunk) == f"{fields['type']}\t{fields['data']}\n"  # the fast path is exact
+    assert decode_entry(encode_events(7, [encode_event_line(chunk)]))[2] == [decode_entry(fields)[2]]
