@@ -6,10 +6,10 @@ from typing import Any
 
 GROUPS = [
     (
-        "In process: the same prebuilt chunks through each contender",
+        "In process (microbenchmark, no I/O): the same prebuilt chunks through each contender",
         ("floor", "schwarm.", "openai.", "anthropic.", "langchain."),
     ),
-    ("End to end over loopback HTTP: client CPU per chunk", ("e2e.",)),
+    ("End to end over loopback HTTP, the dedicated pipeline (autoload off): client CPU per chunk", ("e2e.",)),
 ]
 
 
@@ -39,38 +39,193 @@ def results_table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _row_table(rows: dict[str, Any], base: str, second: str | None = None) -> list[str]:
+    head = (
+        f"| entry | median µs/chunk | min µs/chunk | x {base} |"
+        + (f" x {second} |" if second else "")
+        + " what |"
+    )
+    lines = [head, "|---|---:|---:|---:|" + ("---:|" if second else "") + "---|"]
+    samples = {k: v.get("median_us") for k, v in rows.items()}
+    for name, v in rows.items():
+        b = samples.get(base)
+        xs = f" {_f(v['median_us'] / b if b else None)} |"
+        if second:
+            b2 = samples.get(second)
+            xs += f" {_f(v['median_us'] / b2 if b2 else None)} |"
+        lines.append(f"| `{name}` | {_f(v['median_us'])} | {_f(v['min_us'])} |{xs} {v['note']} |")
+    return lines
+
+
+def user_tables(out: dict[str, Any]) -> str:
+    u = out.get("user")
+    if not u:
+        return ""
+    rows = u["rows"]
+    oa = {k: v for k, v in rows.items() if k.startswith("user.")}
+    an = {k: v for k, v in rows.items() if k.startswith("anthropic.")}
+    lines = [
+        "**OpenAI Chat Completions, over a loopback socket: client CPU per chunk**",
+        "",
+        *_row_table(oa, "user.floor", "user.sdk_bare"),
+        "",
+    ]
+    if u.get("skipped"):
+        lines += ["Optional rows not run: " + "; ".join(f"`{k}`: {v}" for k, v in u["skipped"].items()), ""]
+    if an:
+        lines += [
+            "**Anthropic Messages (the same answer), over a loopback socket: client CPU per chunk**",
+            "",
+            *_row_table(an, "anthropic.sdk_bare", "anthropic.message_stream"),
+            "",
+        ]
+    lines += [
+        "**Ratios, each the median of per-round ratios (interleaved rounds of this run)**",
+        "",
+        "| ratio | value |",
+        "|---|---:|",
+        *(f"| {k} | {_f(v)} |" for k, v in u["ratios"].items()),
+        "",
+        "Plugins active in `open()` as installed: "
+        + ", ".join(u["pipelines"]["open"])
+        + ". With autoload off: "
+        + ", ".join(u["pipelines"]["autoload_off"])
+        + ". Every built-in on: "
+        + ", ".join(u["pipelines"]["all_on"])
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def targets_table(out: dict[str, Any]) -> str:
+    t = out.get("targets")
+    if not t:
+        return "No target could be computed in this run (sections missing)."
+    lines = ["| target | measured | goal | met |", "|---|---:|---:|:---:|"]
+    for v in t.values():
+        lines.append(
+            f"| {v['what']} | {_f(v['value'], 3)} | {v['goal']} | {'met' if v['met'] else '**unmet**'} |"
+        )
+    return "\n".join(lines)
+
+
+def ttfe_table(out: dict[str, Any]) -> str:
+    t = out.get("ttfe")
+    if not t:
+        return ""
+    lines = [
+        f"**Time from request to first event** ({t['samples']} requests per client, interleaved, short stream; ms)",
+        "",
+        "| client | p50 ms | p99 ms | min ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for k, v in t["median_ms"].items():
+        lines.append(
+            f"| `{k}` | {_f(v, 3)} | {_f(t.get('p99_ms', {}).get(k), 3)} | {_f(t['min_ms'][k], 3)} |"
+        )
+    lines.append("")
+    for k, v in t.get("open_over_sdk_bare_ms", {}).items():
+        lines.append(f"- `{k}` (schwarm_stream.open() as installed) over `sdk_bare`: p50 **{_f(v['p50'], 3)} ms**, "
+                     f"p99 {_f(v['p99'], 3)} ms (differences of percentiles; requests cannot be paired).")  # fmt: skip
+    lines.append("")
+    return "\n".join(lines)
+
+
+def scale_tables(out: dict[str, Any]) -> str:
+    s = out.get("scale")
+    if not s:
+        return ""
+    lines = [
+        "**Headroom: concurrent streams at 20 chunks/s each, real sockets, `open()` as installed**",
+        "",
+        "| streams | completed | added delay p50 ms | p99 ms | max ms | wall s (ideal) | client CPU % of a core "
+        "| server CPU % | CPU µs/chunk (all) | steady CPU µs/chunk |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for h in s["headroom"]:
+        st = h.get("steady") or {}
+        lines.append(
+            f"| {h['streams']:,} | {h['completed']:,} | {_f(h['added_delay_ms_p50'], 1)} | {_f(h['added_delay_ms_p99'], 1)} "
+            f"| {_f(h['added_delay_ms_max'], 1)} | {_f(h['wall_s'], 1)} ({_f(h['ideal_wall_s'], 1)}) "
+            f"| {_f(h['cpu_percent_of_core'], 0)} | {_f(st.get('server_cpu_percent_of_core'), 0)} "
+            f"| {_f(h['cpu_us_per_chunk'], 1)} | {_f(st.get('cpu_us_per_chunk'), 1)} |"
+        )
+    lines += [
+        "",
+        f"**Per-stream cost by concurrency: {s.get('aggregate_rate', 0):,.0f} chunks/s in all, split over the streams, "
+        "real sockets, the default plugin set**",
+        "",
+        "| streams | chunks/s each | completed | added delay p50 ms | p99 ms | steady CPU µs/chunk "
+        "| steady client CPU % | server CPU % | CPU ms per stream (setup incl.) | KiB per open stream (traced) | KiB RSS per open stream |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in s["curve"]:
+        st = c.get("steady") or {}
+        m = c.get("memory", {})
+        lines.append(
+            f"| {c['streams']:,} | {_f(c['rate_per_stream'], 1)} | {c['completed']:,} | {_f(c['added_delay_ms_p50'], 1)} "
+            f"| {_f(c['added_delay_ms_p99'], 1)} | {_f(st.get('cpu_us_per_chunk'), 1)} | {_f(st.get('cpu_percent_of_core'), 0)} "
+            f"| {_f(st.get('server_cpu_percent_of_core'), 0)} | {_f(c['cpu_ms_per_stream'], 2)} "
+            f"| {_f(m.get('kib_traced_per_stream'), 1)} | {_f(m.get('kib_rss_per_stream'), 1)} |"
+        )
+    for k, why in s.get("not_run", {}).items():
+        lines.append(f"\n{k} streams not run: {why}.")
+    errs = {c["streams"]: c["errors"] for c in [*s["headroom"], *s["curve"]] if c["errors"]}
+    if errs:
+        lines.append(f"\nErrors by point: {errs}.")
+    lines += [
+        "",
+        f"Descriptor limit in the benchmark process: {s['nofile']['soft']:,} (raised to the hard limit).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def hedge_tables(extra: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for key in ("bench_hedge.hedge.heavy_tail", "bench_hedge.hedge.correlated"):
+        h = extra.get(key)
+        if not h or "hedge.off" not in h:
+            continue
+        if not lines:
+            lines += [f"**Hedged requests** (latency model: {h['latency_model']})", ""]
+            lines += [
+                "| backup latency | hedging | p50 ms | p95 ms | p99 ms | extra requests |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+        for name, r in (("off", h["hedge.off"]), ("on", h["hedge.on"])):
+            lines.append(f"| {h['backup_model']} | {name} | {_f(r['p50_ms'], 1)} | {_f(r['p95_ms'], 1)} "
+                         f"| {_f(r['p99_ms'], 1)} | {_f(r['extra_requests_share'] * 100, 1)} % |")  # fmt: skip
+    if lines:
+        lines.append("")
+    return "\n".join(lines)
+
+
 def other_tables(out: dict[str, Any]) -> str:
     lines: list[str] = []
-    t = out.get("ttfe")
-    if t:
-        lines += [
-            f"**Time from request to first event** (median of {t['samples']} requests each, interleaved; ms)",
-            "",
-            "| client | median ms | min ms |",
-            "|---|---:|---:|",
-        ]
-        for k, v in t["median_ms"].items():
-            lines.append(f"| `{k}` | {_f(v, 3)} | {_f(t['min_ms'][k], 3)} |")
-        lines += [
-            "",
-            f"Middleware overhead on the SDK path (`sdk_schwarm` - `sdk_bare`): **{_f(t['overhead_ms_sdk'], 3)} ms**; "
-            f"native path over the first raw bytes: {_f(t['overhead_ms_native_vs_transport'], 3)} ms.",
-            "",
-        ]
     fe = out.get("first_event_inprocess")
     if fe:
         lines += [
-            f"**Time from `open()` to the first event, in process** (median of {fe['samples']}; µs): "
+            f"**In process: time from `open()` to the first event** (median of {fe['samples']}; µs): "
             f"the source alone {_f(fe['median_us']['bare'], 1)}, through the default pipeline "
             f"{_f(fe['median_us']['default'], 1)}: the middleware adds **{_f(fe['overhead_us'], 1)} µs** "
             "(stream object, start and attempt hooks, first delivery).",
             "",
         ]
-    s = out.get("scale")
+    ip = out.get("installed_plugins_us_per_chunk")
+    if ip:
+        lines += [
+            f"**In process: installed-but-unconfigured plugins** ({', '.join(ip['plugins'])}): "
+            f"`schwarm.installed` minus `schwarm.autoload_off`, median of per-round differences: "
+            f"**{_f(ip['median'], 3)} µs/chunk**.",
+            "",
+        ]
+    s = out.get("scale_inprocess")
     if s:
         m = s["memory"]
         lines += [
-            f"**Scale: {s['streams']:,} concurrent streams x {s['chunks_per_stream']} chunks at "
+            f"**In process (no sockets): {s['streams']:,} paced streams x {s['chunks_per_stream']} chunks at "
             f"{s['rate_per_stream']:.0f} chunks/s, one event loop, default pipeline**",
             "",
             "| measure | value |",
@@ -78,7 +233,6 @@ def other_tables(out: dict[str, Any]) -> str:
             f"| streams completed | {s['completed']:,} / {s['streams']:,} |",
             f"| added delay per chunk, p50 | {_f(s['added_delay_ms_p50'], 3)} ms |",
             f"| added delay per chunk, p99 | {_f(s['added_delay_ms_p99'], 3)} ms |",
-            f"| added delay per chunk, max | {_f(s['added_delay_ms_max'], 3)} ms |",
             f"| wall time (ideal) | {_f(s['wall_s'])} s ({_f(s['ideal_wall_s'])} s) |",
             f"| CPU (one core = 100 %) | {_f(s['cpu_percent'], 1)} % |",
             f"| CPU per chunk, everything on the loop | {_f(s['cpu_us_per_chunk'])} µs |",
@@ -88,7 +242,7 @@ def other_tables(out: dict[str, Any]) -> str:
     b = out.get("budget")
     if b:
         lines += [
-            "**Goals (from the issue) against this run**",
+            "**Older goals (in-process and end-to-end rows) against this run**",
             "",
             "| goal | measured | target | met |",
             "|---|---:|---:|:---:|",
@@ -98,10 +252,10 @@ def other_tables(out: dict[str, Any]) -> str:
             shown = _f(val, 2) if isinstance(val, float) else str(val)
             lines.append(f"| {k} | {shown} | {v['goal']} | {'yes' if v['met'] else '**no**'} |")
         lines.append("")
-    extra = out.get("extra")
+    extra = {k: v for k, v in (out.get("extra") or {}).items() if not k.startswith("bench_hedge.")}
     if extra:
         lines += [
-            "**Other benchmark modules**",
+            "**Other benchmark modules** (raw results)",
             "",
             "```",
             *(f"{k}: {v}" for k, v in extra.items()),
@@ -112,18 +266,11 @@ def other_tables(out: dict[str, Any]) -> str:
 
 
 def _unmet(out: dict[str, Any]) -> str:
-    missed = [f"`{k}` = {_f(v['value']) if isinstance(v['value'], float) else v['value']} (goal {v['goal']})"
-              for k, v in out.get("budget", {}).items() if not v["met"]]  # fmt: skip
+    missed = [f"{v['what']}: {_f(v['value'], 3)} (goal {v['goal']})"
+              for v in out.get("targets", {}).values() if not v["met"]]  # fmt: skip
     if not missed:
-        return "None: every goal above was met."
-    return (
-        "- "
-        + "\n- ".join(missed)
-        + "\n\nPer-chunk and first-event figures move with the machine's load (a shared "
-        "VM: compare the min column and the in-process first-event figure, which excludes the network). "
-        "`ttfe_overhead_ms` compares two different SDK request paths (`create(stream=True)` against "
-        "`with_streaming_response.create`) over sockets; the middleware's own share is `ttfe_overhead_ms_inprocess`."
-    )
+        return "None: every target above was met in this run."
+    return "- " + "\n- ".join(missed)
 
 
 def render(out: dict[str, Any]) -> str:
@@ -131,72 +278,88 @@ def render(out: dict[str, Any]) -> str:
     vers = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
     info = out.get("results", {}).get("schwarm.default", {}).get("pipeline", {})
     active = ", ".join(info.get("plugins", [])) or "?"
-    missing = ", ".join(info.get("missing", []))
     w = out["workload"]
     return f"""# Performance
 
 <!-- Generated by `python benchmarks/run.py --write-docs`; edit benchmarks/_docs.py, not this file. -->
 
-What schwarm_stream costs per streamed chunk, side by side with what you would use instead, measured in one
-run on one machine. Regenerate with `python benchmarks/run.py --write-docs` (`--quick` for a short run,
-`--json` for machine-readable output).
+What schwarm_stream costs per streamed chunk, as a user gets it, side by side with what you would use instead,
+measured in one run on one machine. Every number on this page comes from that run. Regenerate it with one command
+(after `pip install -e '.[all,test,bench]'`; a full run takes several minutes):
 
-**This run**: {m["date"]} · {m["python"]} · {m["platform"]} · {m["cpu"]} ({m["cores"]} cores) · {out["mode"]} mode.
+```bash
+python benchmarks/run.py --write-docs
+```
+
+`--quick` makes a short run (the CI smoke test; rough numbers), `--json` prints machine-readable results,
+`--only user,ttfe` runs some sections.
+
+**This run**: {m["date"]} · {m["python"]} · {m["platform"]} · {m["cpu"]} ({m["cores"]} cores, shared) · {out["mode"]} mode.
 Versions: {vers}.
 
-## Method
+## Targets
 
-- **Workload**: one tool-calling Chat Completions answer of {w["chunks"]:,} chunks ({w["text_chars"]:,} characters of
-  text in 1-6 character deltas, then {w["tool_calls"]} parallel tool calls of 250 argument fragments each, a finish
-  chunk and a usage chunk), every chunk with the fields OpenAI sends. The Anthropic row uses the same answer as
-  Messages events. Every accumulating row checks its result against the expected text and arguments.
-- **In process**: each row iterates an async generator over prebuilt items, so every row includes the
-  `floor` (that bare iteration). Each contender gets the objects its own client would hand it: the OpenAI SDK
-  accumulator `ChatCompletionChunk` models (built as the SDK builds them), Anthropic's `accumulate_event` its event
-  models, LangChain `AIMessageChunk`s, schwarm_stream rows its normalized events (prebuilt, as the others'
-  objects are); `schwarm.default+normalize` starts from the parsed chunk dicts instead and so also pays for
-  the real Chat Completions normalizer, which the others' prebuilt objects do not. Rows run in
-  interleaved rounds (every row once per round); "x floor" is the median of the per-round ratios.
-- **`schwarm.default`** is `Pipeline()`'s built-ins with the metrics plugin given an OpenTelemetry **SDK**
-  `MeterProvider`. Active in this run: {active}.{f" Not present in this checkout: {missing}." if missing else ""}
-  `schwarm.default+transformer+sse` adds a pass-through transformer and a sink encoding every event as an SSE frame.
-  `schwarm.default-chunk_histogram` is `schwarm.default` with `MetricsPlugin(time_per_output_chunk=False)`: one
-  SDK record per stream instead of one per chunk gap (what `schwarm.default` did before that histogram was
-  recorded per chunk, as the GenAI conventions define it).
-- **End to end**: a minimal HTTP/1.1 server in a separate process writes one chunked frame per SSE event; the
-  client's CPU time (`time.process_time`) per chunk is reported, so the server's work is not counted. Clients are
-  created once and reused. `e2e.sdk_schwarm` uses the official client to send the request and reads the raw
-  body (no SDK models); `e2e.native_schwarm` is the native fast path (`native_openai_chat`, httpx + orjson).
-- **Time to first event**: wall time from the request to the first event on a short stream,
-  per client, interleaved.
-- **Scale**: paced in-process sources (no sockets) through the default pipeline on one event loop; added delay is
-  the time between when a chunk was due and when its consumer got it. Memory is measured separately with
-  `tracemalloc`, streams held half-way; chunk payloads are prebuilt and shared, so the retained text (the content)
-  is not counted, everything else per stream is.
-- Numbers on a shared VM drift between runs; compare rows within one run, not across runs.
+The targets of issue 20, as ratios taken in this run (rows interleaved: every row once per round, the ratio per
+round, then the median).
 
-## Results
+{targets_table(out)}
+
+## As a user gets it
+
+Every row below sends a real HTTP request over 127.0.0.1 to the benchmark's fake provider (`benchmarks/_server.py`,
+its own process, one chunked-encoding write per SSE event) and parses the raw bytes; the client's CPU time
+(`time.process_time`) per chunk is reported, so the server's work is not counted. Clients are created once and
+reused. `schwarm_stream.open()` rows use the process default pipeline as installed: plugin autoload on, with this
+repository's first-party `plugins/*` installed. "Every built-in on" is the metrics plugin on an OpenTelemetry SDK
+meter provider and tracer provider, `Buffer(max_events=8, max_delay=0.05)`, retry, recovery and timeouts. Every
+accumulating row checks its result against the expected text and tool-call arguments.
+
+{user_tables(out)}
+{ttfe_table(out)}
+## Scale in one process, over real sockets
+
+Streams are `schwarm_stream.open(native_openai_chat(...))` as installed on one shared `httpx.AsyncClient`, against
+the benchmark server's paced route (chunk `j` sent at `t0 + j * interval`, the server in its own process). Added
+delay is when the consumer got a chunk minus when the server was due to send it (so it includes the server's own
+lateness: an upper bound on what the client added). CPU % is of one core; the *steady* figures are taken while
+every stream is open and none has finished, so they are the per-chunk cost at that concurrency without stream setup.
+Memory per open stream: every stream holds after its first event (its socket open, waiting), traced Python memory
+(`tracemalloc`) and RSS growth divided by the number of streams, measured apart from the timed run. The machine has
+two cores shared with the server and with everything else on it: a point whose CPU reaches a core is saturated,
+and its delay says so.
+
+{scale_tables(out)}
+## Hedging
+
+{hedge_tables(out.get("extra") or {})}
+The provider is simulated in process (no sockets), so the figures show what the hedging policy does to the tail
+under each latency model, not a provider's real tail. With independent backup latency a slow primary says nothing
+about the backup; with correlated latency it mostly means a slow backup too, and hedging helps less.
+
+## In-process microbenchmarks
+
+These rows iterate prebuilt objects in process (no sockets, no HTTP, no SSE): each contender gets the objects its own
+client would hand it, schwarm_stream rows its normalized events (`schwarm.default+normalize` the parsed chunk
+dicts). They isolate the middleware's own per-chunk work; the headline rows above are what a user pays.
+`schwarm.default` is `Pipeline()`'s built-ins without plugin autoload, the metrics plugin on an OpenTelemetry SDK
+meter provider (active: {active}). `schwarm.installed` and `schwarm.autoload_off` use the API's default meter; their
+difference is the per-chunk price of installed-but-unconfigured plugins. "x floor" is the median of per-round
+ratios to `floor` (the bare async iteration). The workload: one tool-calling answer of {w["chunks"]:,} chunks
+({w["text_chars"]:,} characters of text in 1-6 character deltas, then {w["tool_calls"]} parallel tool calls of 250
+argument fragments each, a finish chunk and a usage chunk).
 
 {results_table(out)}
 {other_tables(out)}
-## Goals not met in this run
+## Targets not met in this run
 
 {_unmet(out)}
 
 ## Reading the numbers
 
-- Per chunk, schwarm_stream's cost is set by Python-level work per event: normalizing the payload into an event,
-  one pass through the core loop (sequence number, counters, delivery lists) and the accumulator appending the
-  fragment. Plugins with no per-chunk hook cost nothing per chunk.
-- With an OpenTelemetry SDK, the metrics built-in records the time-per-output-chunk histogram once per chunk gap,
-  as the GenAI conventions define it (the values are recorded after the last chunk, so a consumer does not wait
-  for them). Each OpenTelemetry SDK `record` costs ~20 µs here (its attribute checks and hashing), which is most
-  of `schwarm.default` and of the goals it misses; `schwarm.default-chunk_histogram` is the same pipeline
-  without that histogram, and `MetricsPlugin(time_per_output_chunk=False)` is the switch
-  ([observability](observability.md)). Without an SDK the plugin registers no per-chunk hook.
-- The OpenAI SDK accumulator rebuilds its snapshot from every chunk; LangChain merges message objects or awaits a
-  callback manager per token. Those are the numbers to compare with `schwarm.default`.
-- End to end, most of the official client's cost is building SDK models per chunk. The SDK path of schwarm_stream
-  lets the client send the request and reads the raw SSE body itself, so `e2e.sdk_schwarm` costs less than
-  `e2e.sdk_bare`; the native path drops the SDK altogether.
+- Per chunk, schwarm_stream's own cost is Python-level work per event: splitting and parsing the SSE bytes,
+  normalizing the payload into an event, one pass through the core loop, and the accumulator appending the
+  fragment. Plugins without a per-chunk hook cost nothing per chunk.
+- Over a socket, a paced stream (one chunk per read, as a provider sends tokens) costs more per chunk than a burst
+  (many chunks per read): the scale tables measure the first, the headline rows mostly the second.
+- Numbers on a shared VM drift between runs; compare rows within one run, not across runs.
 """

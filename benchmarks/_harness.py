@@ -83,3 +83,11 @@ def percentile(values: list[float], p: float) -> float:
     """The ``p``-th percentile (nearest rank) of ``values``."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
+
+
+def pair_ratio(cases: list[Case], a: str, b: str) -> float | None:
+    """Median over rounds of ``a``'s time over ``b``'s in the same round (both interleaved in one run)."""
+    by = {c.name: c for c in cases}
+    if a not in by or b not in by or not by[a].samples:
+        return None
+    return statistics.median(x / y for x, y in zip(by[a].samples, by[b].samples, strict=True))

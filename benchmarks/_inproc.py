@@ -138,7 +138,7 @@ def _lc_chunks(w: Workload) -> list[Any]:
             }
             for tc in delta.get("tool_calls") or ()
         ]
-        out.append(AIMessageChunk(content=delta.get("content") or "", tool_call_chunks=calls))
+        out.append(AIMessageChunk(content=delta.get("content") or "", tool_call_chunks=calls))  # type: ignore[arg-type]
     return out
 
 
@@ -161,7 +161,7 @@ def langchain_callback_1(w: Workload) -> Case:
     from langchain_core.callbacks import AsyncCallbackHandler, AsyncCallbackManager
 
     class NoOp(AsyncCallbackHandler):
-        async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:  # type: ignore[override]
             return None
 
     tokens = [(d["choices"][0]["delta"].get("content") or "") if d["choices"] else "" for d in w.chat_dicts]
@@ -222,6 +222,30 @@ def cases(w: Workload) -> list[Case]:
             "schwarm.default fed parsed chunk dicts: includes the Chat Completions normalizer",
             info,
             from_dicts=True,
+        )
+    )
+    # As installed vs. autoload off, both with the API's default (no-op) meter: the difference is what the
+    # installed-but-unconfigured plugins (this repository's plugins/*) cost per chunk.
+    p = Pipeline()
+    p.plugins()
+    out.append(
+        schwarm(
+            "schwarm.installed",
+            p,
+            w,
+            "Pipeline() as installed: autoload on, every installed plugin, none configured",
+            {"plugins": [i.name for i in p.plugins() if i.status == "enabled"]},
+        )
+    )
+    p = Pipeline(config={"plugins": {"autoload": False}})
+    p.plugins()
+    out.append(
+        schwarm(
+            "schwarm.autoload_off",
+            p,
+            w,
+            "Pipeline() with plugin autoload off (the built-ins only)",
+            {"plugins": [i.name for i in p.plugins() if i.status == "enabled"]},
         )
     )
     out += [openai_stream_state(w), anthropic_accumulate(w), langchain_merge(w), langchain_callback_1(w)]

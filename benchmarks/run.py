@@ -5,11 +5,15 @@
     python benchmarks/run.py --json          # machine-readable results on stdout
     python benchmarks/run.py --write-docs    # also regenerate docs/performance.md
 
-Sections: in-process µs per chunk (interleaved rounds, ratio to the floor per
-round), end to end over loopback HTTP (client CPU µs per chunk), time to first
-event, the concurrent-streams scale test, and the cases of
-``benchmarks/bench_*.py`` modules that expose ``cases(quick)``. Timing is
-reported, never asserted: the budget check below is informational.
+Sections (``--only``): ``user`` (the headline: what a user gets, ``open()`` as
+installed over a loopback socket, next to the alternatives; ``_user.py``),
+``inproc`` (in-process µs per chunk over prebuilt objects), ``e2e`` (the older
+end-to-end rows), ``ttfe`` (time to first event, p50/p99), ``scale`` (real
+sockets, 10 to 10,000 concurrent streams; ``_scale_net.py``),
+``scale_inprocess`` (paced in-process sources, no sockets), and ``extra`` (the
+cases of ``benchmarks/bench_*.py`` modules that expose ``cases(quick)``; Redis
+only where ``redis-server`` is installed). Timing is reported, never asserted:
+the targets below are informational.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import importlib
 import json
 import os
 import platform
+import shutil
+import statistics
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -35,6 +41,8 @@ import _e2e  # noqa: E402
 import _harness  # noqa: E402
 import _inproc  # noqa: E402
 import _scale  # noqa: E402
+import _scale_net  # noqa: E402
+import _user  # noqa: E402
 from _workload import workload  # noqa: E402
 
 PACKAGES = [
@@ -42,6 +50,9 @@ PACKAGES = [
     "openai",
     "anthropic",
     "langchain-core",
+    "langchain-openai",
+    "litellm",
+    "pydantic-ai-slim",
     "httpx",
     "httpx-sse",
     "orjson",
@@ -50,7 +61,13 @@ PACKAGES = [
     "opentelemetry-sdk",
 ]
 #: bench_*.py modules whose cases are included (each exposes ``cases(quick) -> {name: fn() -> dict}``).
-EXTRA_MODULES = ("bench_metrics", "bench_hedge", "bench_timed_flush")
+EXTRA_MODULES = ("bench_metrics", "bench_hedge", "bench_timed_flush", "bench_redis")
+#: Why an extra module cannot run on this machine (checked before importing it), or None.
+REQUIRES: dict[str, Any] = {
+    "bench_redis": lambda: (
+        None if shutil.which("redis-server") else "redis-server is not installed (on PATH)"
+    ),
+}
 
 
 def log(msg: str) -> None:
@@ -58,7 +75,7 @@ def log(msg: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    vers = {}
+    vers: dict[str, str | None] = {}
     for p in PACKAGES:
         try:
             vers[p] = version(p)
@@ -91,11 +108,63 @@ async def run_all(quick: bool, sections: set[str]) -> dict[str, Any]:
         "workload": {"chunks": w.chunks, "text_chars": len(w.text), "tool_calls": len(w.tool_arguments)},
     }
     results: dict[str, Any] = {}
+    if "user" in sections:
+        with _e2e.Server() as server:
+            log(f"as a user gets it (loopback): {rounds} rounds")
+            uc = _user.UserClients(server.url)
+            try:
+                cases = _user.openai_cases(uc, w) + _user.anthropic_cases(uc, w)
+                await _harness.run_rounds(cases, rounds=rounds, target=target * 3, log=log)
+            finally:
+                await uc.aclose()
+            user = _harness.summarize(cases, cases[0])
+            pairs = {
+                "open_native/floor": ("user.open_native", "user.floor"),
+                "open_native/sdk_bare": ("user.open_native", "user.sdk_bare"),
+                "open_sdk/sdk_bare": ("user.open_sdk", "user.sdk_bare"),
+                "open_native/sdk_accumulator": ("user.open_native", "user.sdk_accumulator"),
+                "open_native/autoload_off": ("user.open_native", "user.open_native_autoload_off"),
+                "all_on_native/sdk_bare": ("user.all_on_native", "user.sdk_bare"),
+                "all_on_sdk/sdk_bare": ("user.all_on_sdk", "user.sdk_bare"),
+                "all_on_native/floor": ("user.all_on_native", "user.floor"),
+                "langchain/open_native": ("user.langchain", "user.open_native"),
+                "litellm/open_native": ("user.litellm", "user.open_native"),
+                "pydantic_ai/open_native": ("user.pydantic_ai", "user.open_native"),
+                "anthropic.message_stream/sdk_bare": ("anthropic.message_stream", "anthropic.sdk_bare"),
+                "anthropic.open_sdk/sdk_bare": ("anthropic.open_sdk", "anthropic.sdk_bare"),
+                "anthropic.open_native/sdk_bare": ("anthropic.open_native", "anthropic.sdk_bare"),
+                "anthropic.all_on_sdk/sdk_bare": ("anthropic.all_on_sdk", "anthropic.sdk_bare"),
+                "anthropic.all_on_native/sdk_bare": ("anthropic.all_on_native", "anthropic.sdk_bare"),
+                "anthropic.all_on_sdk/message_stream": ("anthropic.all_on_sdk", "anthropic.message_stream"),
+                "anthropic.all_on_native/message_stream": (
+                    "anthropic.all_on_native",
+                    "anthropic.message_stream",
+                ),
+            }
+            ratios = {k: _harness.pair_ratio(cases, a, b) for k, (a, b) in pairs.items()}
+            out["user"] = {
+                "rows": user,
+                "ratios": {k: v for k, v in ratios.items() if v is not None},
+                "skipped": uc.skipped,
+                "pipelines": uc.info,
+            }
     if "inproc" in sections:
         log(f"in-process: {rounds} rounds")
         cases = _inproc.cases(w)
         await _harness.run_rounds(cases, rounds=rounds, target=target, log=log)
         results.update(_harness.summarize(cases, cases[0]))
+        gap = [
+            i - o
+            for i, o in zip(
+                cases_by(cases, "schwarm.installed"), cases_by(cases, "schwarm.autoload_off"), strict=True
+            )
+        ]
+        if gap:
+            out["installed_plugins_us_per_chunk"] = {
+                "median": statistics.median(gap),
+                "per_round": gap,
+                "plugins": results["schwarm.installed"]["pipeline"]["plugins"],
+            }
         out["first_event_inprocess"] = await _inproc.first_event(w, 200 if quick else 2000)
     if sections & {"e2e", "ttfe"}:
         with _e2e.Server() as server:
@@ -117,12 +186,55 @@ async def run_all(quick: bool, sections: set[str]) -> dict[str, Any]:
                 log("time to first event")
                 out["ttfe"] = await _e2e.measure_ttfe(server.url, 20 if quick else 200)
     if "scale" in sections:
+        with _e2e.Server() as server:
+            assert server.proc is not None
+            out["scale"] = await _scale_net.run(server.url, server.proc.pid, quick=quick, log=log)
+    if "scale_inprocess" in sections:
         streams, chunks = (200, 50) if quick else (1000, 200)
-        log(f"scale: {streams} streams x {chunks} chunks at 50/s")
-        out["scale"] = await _scale.run(w, streams=streams, chunks=chunks, rate=50.0)
+        log(f"scale (in process, no sockets): {streams} streams x {chunks} chunks at 50/s")
+        out["scale_inprocess"] = await _scale.run(w, streams=streams, chunks=chunks, rate=50.0)
     out["results"] = results
     out["budget"] = budget(out)
+    out["targets"] = targets(out)
     return out
+
+
+def cases_by(cases: list[Any], name: str) -> list[float]:
+    """The per-round samples of the case called ``name`` (empty if there is none)."""
+    return next((list(c.samples) for c in cases if c.name == name), [])
+
+
+def targets(out: dict[str, Any]) -> dict[str, Any]:
+    """Issue 20's targets against this run's ratios (informational; nothing fails on them)."""
+    checks: dict[str, Any] = {}
+    ratios = out.get("user", {}).get("ratios", {})
+
+    def add(key: str, value: float | None, goal: str, met: bool, what: str) -> None:
+        if value is not None:
+            checks[key] = {"value": value, "goal": goal, "met": met, "what": what}
+
+    r = ratios.get("open_native/floor")
+    add("native_over_floor", r, "<= 1.15", r is not None and r <= 1.15,
+        "open(native_openai_chat) as installed over the hand-written httpx+orjson accumulator")  # fmt: skip
+    for key in ("all_on_native/sdk_bare", "all_on_sdk/sdk_bare"):
+        r = ratios.get(key)
+        add(key.replace("/", "_over_"), r, "<= 0.25", r is not None and r <= 0.25,
+            f"every built-in on ({key.split('/')[0].split('_')[-1]}) over the bare OpenAI SDK")  # fmt: skip
+    for key in ("anthropic.all_on_sdk/message_stream", "anthropic.all_on_native/message_stream"):
+        r = ratios.get(key)
+        add(key.replace("/", "_over_"), r, "<= 1.0", r is not None and r <= 1.0,
+            f"Anthropic, every built-in on ({key.split('/')[0].split('_')[-1]}), over the SDK's MessageStream")  # fmt: skip
+    ip = out.get("installed_plugins_us_per_chunk")
+    if ip:
+        v = ip["median"]
+        add("installed_unconfigured_plugins_us_per_chunk", v, "< 0.1", v < 0.1,
+            "in process: Pipeline() as installed minus autoload off, µs per chunk")  # fmt: skip
+    t = out.get("ttfe")
+    if t and "open_over_sdk_bare_ms" in t:
+        for k, v in t["open_over_sdk_bare_ms"].items():
+            add(f"first_event_p50_{k}_over_sdk_bare_ms", v["p50"], "<= 0.1", v["p50"] <= 0.1,
+                f"first event p50, {k.replace('_', '(')}) minus the bare SDK, ms")  # fmt: skip
+    return checks
 
 
 def budget(out: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +292,7 @@ def budget(out: dict[str, Any]) -> dict[str, Any]:
             "goal": "< 0.2",
             "met": t["overhead_ms_sdk"] < 0.2,
         }
-    sc = out.get("scale")
+    sc = out.get("scale_inprocess")
     if sc:
         kib = sc["memory"]["kib_per_active_stream"]
         checks["memory_kib_per_active_stream"] = {"value": kib, "goal": "< 32", "met": kib < 32}
@@ -197,6 +309,11 @@ def run_extra_modules(quick: bool) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     for name in EXTRA_MODULES:
         if not (HERE / f"{name}.py").exists():
+            continue
+        why = REQUIRES.get(name, lambda: None)()
+        if why:
+            log(f"{name}: skipped: {why}")
+            extra[name] = {"skipped": why}
             continue
         mod = importlib.import_module(name)
         cases = getattr(mod, "cases", None)
@@ -221,7 +338,7 @@ def print_table(out: dict[str, Any]) -> None:
 @click.option("--write-docs", is_flag=True, help="Regenerate docs/performance.md from this run.")
 @click.option(
     "--only",
-    default="inproc,e2e,ttfe,scale,extra",
+    default="user,inproc,e2e,ttfe,scale,scale_inprocess,extra",
     show_default=True,
     help="Comma-separated sections to run.",
 )
