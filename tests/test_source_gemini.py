@@ -433,3 +433,28 @@ async def test_offline_provider_answers_with_a_function_call_then_text() -> None
         ) as stream:
             second = await stream.collect()
     assert second.complete and second.text == 'The tool returned: {"temp": 3}'
+
+
+async def test_metrics_name_the_provider_and_count_thoughts_as_output() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from tests.test_metrics import Telemetry
+
+    t = Telemetry()
+    path = CORPUS / "pydantic-ai/test_google_model_thinking_part_iter.response0.sse"
+    body = load(path)
+    try:
+        async with ProviderServer() as server:
+            ref = await sdk_aggregate(server, body)
+            server.script("gemini-stream", SSEReply([body]))
+            async with t.pipeline().open(source(server.url)) as stream:
+                await stream.collect()
+        u = ref["usage"]
+        attrs = {"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": MODEL}
+        inp = t.point("gen_ai.client.token.usage", **attrs, **{"gen_ai.token.type": "input"})
+        out = t.point("gen_ai.client.token.usage", **attrs, **{"gen_ai.token.type": "output"})
+        assert inp.sum == u.prompt_token_count
+        assert out.sum == u.candidates_token_count + u.thoughts_token_count
+    finally:
+        t.meter_provider.shutdown()
+        t.tracer_provider.shutdown()
+        t.logger_provider.shutdown()

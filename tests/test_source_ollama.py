@@ -334,3 +334,28 @@ async def test_offline_provider_answers_with_a_tool_call_then_text(kind: str) ->
         async with pipeline().open(source(kind, server.url, messages=messages, tools=tools)) as stream:
             second = await stream.collect()
     assert second.complete and second.text == 'The tool returned: {"temp": 3}'
+
+
+# -- metrics: the GenAI conventions' attributes ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["async-client", "native"])
+async def test_metrics_name_the_provider_and_count_the_tokens(kind: str) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from tests.test_metrics import Telemetry
+
+    t = Telemetry()
+    body = BODIES["chabicht/OllamaFunctionBatchIntegrationTest.first_turn.ndjson"]
+    try:
+        async with ProviderServer() as server:
+            server.script("ollama-chat", reply([body]))
+            async with t.pipeline().open(source(kind, server.url, model="qwen3.5:35b")) as stream:
+                await stream.collect()
+        attrs = {"gen_ai.provider.name": "ollama", "gen_ai.request.model": "qwen3.5:35b"}
+        assert t.point("gen_ai.client.token.usage", **attrs, **{"gen_ai.token.type": "input"}).sum == 557
+        assert t.point("gen_ai.client.token.usage", **attrs, **{"gen_ai.token.type": "output"}).sum == 213
+        assert t.point("gen_ai.client.operation.duration", **attrs).count == 1
+    finally:
+        t.meter_provider.shutdown()
+        t.tracer_provider.shutdown()
+        t.logger_provider.shutdown()
