@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import types
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -175,3 +177,79 @@ def test_buffer_is_opt_in() -> None:
     from schwarm_stream._manager import BUILTIN_PLUGINS
 
     assert "buffer" not in BUILTIN_PLUGINS
+
+
+# -- max_delay: timed reads through one reader task, not a task per read --------------------------
+
+
+async def test_max_delay_reads_through_one_task_not_a_task_per_read() -> None:
+    loop = asyncio.get_running_loop()
+    created: list[Any] = []
+    previous = loop.get_task_factory()
+
+    def factory(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=lp, **kw)
+
+    parts = [f"{i}," for i in range(200)]
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
+    try:
+        events, stream = await deliver(
+            [Buffer(max_events=4, max_delay=30.0)], parts, {"plugins": {"autoload": False}}
+        )
+    finally:
+        loop.set_task_factory(previous)
+    assert "".join(texts(events)) == "".join(parts)  # nothing lost, in order
+    assert texts(events)[0] == "0,1,2,3,"  # released by size while the timer is pending
+    assert stream.message.text == "".join(parts)
+    assert len(created) < 10  # was two tasks per read (200 reads)
+
+
+async def test_max_delay_errors_and_end_propagate_through_timed_reads() -> None:
+    async def failing() -> AsyncIterator[str]:
+        for text in ("a", "b", "c"):
+            yield text
+            await asyncio.sleep(0)
+        raise ConnectionResetError("peer went away")
+
+    pipeline = schwarm_stream.Pipeline(
+        [Buffer(max_events=10, max_delay=30.0)],
+        config={"plugins": {"autoload": False}, "retry": {"attempts": 1}},
+    )
+    seen: list[str] = []
+    with pytest.raises(StreamError) as info:
+        async with pipeline.open(from_iterator(lambda: failing())) as stream:
+            async for ev in stream:
+                if type(ev) is Chunk:
+                    seen.append(ev.text)
+    assert seen == ["abc"]  # held text flushed before the error is raised
+    assert info.value.partial is not None and info.value.partial.text == "abc"
+
+
+async def test_max_delay_cancel_during_a_timed_read_propagates() -> None:
+    gate = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[str]:
+        yield "x"
+        await gate.wait()  # never set
+        yield "y"
+
+    pipeline = schwarm_stream.Pipeline(
+        [Buffer(max_events=10, max_delay=0.01)], config={"plugins": {"autoload": False}}
+    )
+    got: list[str] = []
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async with pipeline.open(from_iterator(lambda: stalls())) as stream:
+            async for ev in stream:
+                if type(ev) is Chunk:
+                    got.append(ev.text)
+                    first.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert got == ["x"]  # released on time while the provider was silent
