@@ -82,7 +82,8 @@ def _error(info: dict[str, Any] | None) -> BaseException | None:
     if not isinstance(name, str) or _IDENT.fullmatch(name) is None:
         name = "StreamError"
     # an exception class carrying the producer's error type name, so formatters name it the same way
-    return type(name, (Exception,), {})(info.get("message") or "")
+    error: BaseException = type(name, (Exception,), {})(info.get("message") or "")
+    return error
 
 
 async def sse_frames(
@@ -164,4 +165,4 @@ async def _frames(
             if held:
                 items, held = [*held, *items], []
             if items:
-                yield encode_entry(value.seq, items)
+                yield encode_entry(value.seq, items)  # type: ignore[union-attr]

@@ -153,7 +153,7 @@ class RedisClusterServers:
         for port in self.ports:  # every node must agree the cluster is up before a client connects
             client = redis.Redis(port=port)
             try:
-                while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):  # type: ignore[no-untyped-call]
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"cluster node {port} did not reach cluster_state:ok")
                     time.sleep(0.05)
