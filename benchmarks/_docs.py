@@ -139,35 +139,43 @@ def scale_tables(out: dict[str, Any]) -> str:
     lines = [
         "**Headroom: concurrent streams at 20 chunks/s each, real sockets, `open()` as installed**",
         "",
-        "| streams | completed | added delay p50 ms | p99 ms | max ms | wall s (ideal) | client CPU % of a core "
+        "| streams, client | completed | added delay p50 ms | p99 ms | max ms | wall s (ideal) | client CPU % of a core "
         "| server CPU % | CPU µs/chunk (all) | steady CPU µs/chunk |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for h in s["headroom"]:
-        st = h.get("steady") or {}
-        lines.append(
-            f"| {h['streams']:,} | {h['completed']:,} | {_f(h['added_delay_ms_p50'], 1)} | {_f(h['added_delay_ms_p99'], 1)} "
-            f"| {_f(h['added_delay_ms_max'], 1)} | {_f(h['wall_s'], 1)} ({_f(h['ideal_wall_s'], 1)}) "
-            f"| {_f(h['cpu_percent_of_core'], 0)} | {_f(st.get('server_cpu_percent_of_core'), 0)} "
-            f"| {_f(h['cpu_us_per_chunk'], 1)} | {_f(st.get('cpu_us_per_chunk'), 1)} |"
-        )
+    for point in s["headroom"]:
+        for h in (point, point.get("floor")):
+            if not h:
+                continue
+            st = h.get("steady") or {}
+            lines.append(
+                f"| {h['streams']:,} {'floor' if h is not point else '`open()`'} | {h['completed']:,} "
+                f"| {_f(h['added_delay_ms_p50'], 1)} | {_f(h['added_delay_ms_p99'], 1)} "
+                f"| {_f(h['added_delay_ms_max'], 1)} | {_f(h['wall_s'], 1)} ({_f(h['ideal_wall_s'], 1)}) "
+                f"| {_f(h['cpu_percent_of_core'], 0)} | {_f(st.get('server_cpu_percent_of_core'), 0)} "
+                f"| {_f(h['cpu_us_per_chunk'], 1)} | {_f(st.get('cpu_us_per_chunk'), 1)} |"
+            )
     lines += [
         "",
         f"**Per-stream cost by concurrency: {s.get('aggregate_rate', 0):,.0f} chunks/s in all, split over the streams, "
         "real sockets, the default plugin set**",
         "",
         "| streams | chunks/s each | completed | added delay p50 ms | p99 ms | steady CPU µs/chunk "
-        "| steady client CPU % | server CPU % | CPU ms per stream (setup incl.) | KiB per open stream (traced) | KiB RSS per open stream |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| steady client CPU % | server CPU % | CPU ms per stream (setup incl.) | KiB per open stream (traced) "
+        "| KiB RSS per open stream | floor: steady CPU µs/chunk | floor: p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in s["curve"]:
         st = c.get("steady") or {}
         m = c.get("memory", {})
+        fl = c.get("floor") or {}
+        fl_st = fl.get("steady") or {}
         lines.append(
             f"| {c['streams']:,} | {_f(c['rate_per_stream'], 1)} | {c['completed']:,} | {_f(c['added_delay_ms_p50'], 1)} "
             f"| {_f(c['added_delay_ms_p99'], 1)} | {_f(st.get('cpu_us_per_chunk'), 1)} | {_f(st.get('cpu_percent_of_core'), 0)} "
             f"| {_f(st.get('server_cpu_percent_of_core'), 0)} | {_f(c['cpu_ms_per_stream'], 2)} "
-            f"| {_f(m.get('kib_traced_per_stream'), 1)} | {_f(m.get('kib_rss_per_stream'), 1)} |"
+            f"| {_f(m.get('kib_traced_per_stream'), 1)} | {_f(m.get('kib_rss_per_stream'), 1)} "
+            f"| {_f(fl_st.get('cpu_us_per_chunk'), 1)} | {_f(fl.get('added_delay_ms_p99'), 1)} |"
         )
     for k, why in s.get("not_run", {}).items():
         lines.append(f"\n{k} streams not run: {why}.")
@@ -200,6 +208,25 @@ def hedge_tables(extra: dict[str, Any]) -> str:
     if lines:
         lines.append("")
     return "\n".join(lines)
+
+
+def redis_tables(extra: dict[str, Any]) -> str:
+    """The Redis log benchmark (``bench_redis``): its rows as one table, or why it did not run."""
+    skipped = (extra.get("bench_redis") or {}).get("skipped")
+    if skipped:
+        return f"Not run: {skipped}.\n"
+    got = extra.get("bench_redis.redis.batched_vs_per_event")
+    if not got or "rows" not in got:
+        return "Not run in this run.\n" if not got else f"Failed: {got}\n"
+    rows = got["rows"]
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("case", "mode")]
+    lines = ["| case | mode | " + " | ".join(keys) + " |", "|---|---|" + "---:|" * len(keys)]
+    for r in rows:
+        cells = " | ".join(
+            _f(r[k], 2) if isinstance(r.get(k), float) else (f"{r[k]:,}" if k in r else "") for k in keys
+        )
+        lines.append(f"| `{r['case']}` | {r['mode']} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
 def other_tables(out: dict[str, Any]) -> str:
@@ -252,7 +279,9 @@ def other_tables(out: dict[str, Any]) -> str:
             shown = _f(val, 2) if isinstance(val, float) else str(val)
             lines.append(f"| {k} | {shown} | {v['goal']} | {'yes' if v['met'] else '**no**'} |")
         lines.append("")
-    extra = {k: v for k, v in (out.get("extra") or {}).items() if not k.startswith("bench_hedge.")}
+    extra = {
+        k: v for k, v in (out.get("extra") or {}).items() if not k.startswith(("bench_hedge.", "bench_redis"))
+    }
     if extra:
         lines += [
             "**Other benchmark modules** (raw results)",
@@ -324,9 +353,11 @@ delay is when the consumer got a chunk minus when the server was due to send it 
 lateness: an upper bound on what the client added). CPU % is of one core; the *steady* figures are taken while
 every stream is open and none has finished, so they are the per-chunk cost at that concurrency without stream setup.
 Memory per open stream: every stream holds after its first event (its socket open, waiting), traced Python memory
-(`tracemalloc`) and RSS growth divided by the number of streams, measured apart from the timed run. The machine has
+(`tracemalloc`, up to 1,000 streams: tracing 10,000 openings takes minutes here) and RSS growth divided by the
+number of streams, measured apart from the timed run. The machine has
 two cores shared with the server and with everything else on it: a point whose CPU reaches a core is saturated,
-and its delay says so.
+and its delay says so. The *floor* rows and columns read the same paced streams with the hand-written httpx +
+orjson client: what any Python client pays on this machine at that load.
 
 {scale_tables(out)}
 ## Hedging
@@ -336,6 +367,12 @@ The provider is simulated in process (no sockets), so the figures show what the 
 under each latency model, not a provider's real tail. With independent backup latency a slow primary says nothing
 about the backup; with correlated latency it mostly means a slow backup too, and hedging helps less.
 
+## The Redis log
+
+`benchmarks/bench_redis.py` (its own `redis-server` on loopback, started by the benchmark; batched writes against one
+XADD per event, side by side):
+
+{redis_tables(out.get("extra") or {})}
 ## In-process microbenchmarks
 
 These rows iterate prebuilt objects in process (no sockets, no HTTP, no SSE): each contender gets the objects its own

@@ -101,7 +101,7 @@ def machine() -> dict[str, Any]:
 
 async def run_all(quick: bool, sections: set[str]) -> dict[str, Any]:
     w = workload()
-    rounds, target = (3, 0.05) if quick else (7, 0.3)
+    rounds, target = (3, 0.05) if quick else (5, 0.3)
     out: dict[str, Any] = {
         "machine": machine(),
         "mode": "quick" if quick else "full",
