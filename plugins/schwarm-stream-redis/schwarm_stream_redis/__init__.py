@@ -1,7 +1,7 @@
 """schwarm_stream_redis: fan-out and resume of schwarm_stream streams through Redis Streams.
 
 Producer side (a worker): the ``redis`` plugin writes every delivered event of
-a stream to ``schwarm:{tenant}:stream:{stream.id}``::
+a stream to ``schwarm:<tenant>:stream:{<stream.id>}`` (a cluster hash tag), batched::
 
     [redis]
     url = "redis://127.0.0.1:6379/0"
