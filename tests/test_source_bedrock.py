@@ -309,7 +309,7 @@ async def test_truncations_are_never_complete(path: Path, end: str) -> None:
             assert message.text == "".join(b.get("text", "") for b in expected), cut
 
 
-@pytest.mark.parametrize("end", ["eof", "truncate"])
+@pytest.mark.parametrize("end", ["eof", "truncate", "rst"])
 async def test_truncations_through_boto3(end: str) -> None:
     body = (CORPUS / "pydantic-ai/test_bedrock_model_iter_stream.response0.eventstream").read_bytes()
     ends = boundaries(body)
@@ -528,10 +528,35 @@ def test_every_aws_row_of_the_error_map_with_real_botocore_exceptions() -> None:
 # -- timeouts, cancellation ------------------------------------------------------------------------------
 
 
-async def test_a_stall_mid_stream_is_an_idle_timeout() -> None:
+async def test_a_boto3_read_blocked_in_its_worker_thread_is_woken() -> None:
+    # boto3 reads the body in a worker thread. Closing the body while that read is blocked takes the
+    # buffer's lock the read holds: without a socket shutdown the event loop itself would freeze until
+    # botocore's read timeout (120 s here) ended the read. A liveness bound, far from either side.
+    import asyncio
+
+    from botocore.config import Config as BotoConfig
+
     frames = converse_stream_events(["Hel", "lo"])
     cfg = {**EXACT, "timeouts": {"idle": 0.3}}
-    async with ProviderServer() as server, client_for("aiobotocore", server.url) as client:
+    async with ProviderServer() as server:
+        client = boto3.client(
+            "bedrock-runtime", endpoint_url=server.url, config=BotoConfig(read_timeout=120), **CREDS
+        )
+        server.script("bedrock-converse-stream", reply([*frames[:2], Stall()]))
+        stream = pipeline(cfg).open(bedrock_converse(client, modelId=MODEL, messages=HI))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(StreamTimeout, match=r"timeouts\.idle"):
+            async with stream:
+                await stream.collect()
+        assert loop.time() - started < 60, "the loop waited for botocore's read timeout"
+
+
+@pytest.mark.parametrize("kind", ["aiobotocore", "boto3"])
+async def test_a_stall_mid_stream_is_an_idle_timeout(kind: str) -> None:
+    frames = converse_stream_events(["Hel", "lo"])
+    cfg = {**EXACT, "timeouts": {"idle": 0.3}}
+    async with ProviderServer() as server, client_for(kind, server.url) as client:
         server.script("bedrock-converse-stream", reply([*frames[:2], Stall()]))
         stream = pipeline(cfg).open(bedrock_converse(client, modelId=MODEL, messages=HI))
         with pytest.raises(StreamTimeout):

@@ -192,7 +192,11 @@ class BedrockNormalizer:
 
 
 def _shutdown(raw: Any) -> None:
-    """Wake a worker thread blocked reading a boto3 (urllib3) body: ``shutdown`` does, ``close`` does not."""
+    """Wake a worker thread blocked reading a boto3 (urllib3) body: ``shutdown`` does, ``close`` does not.
+
+    Closing that body from the event loop without it would even block the loop: the close waits for
+    the buffer's lock, which the blocked read holds until botocore's read timeout ends it.
+    """
     for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
         obj = raw
         for name in path:  # urllib3 keeps the socket on private attributes; best effort
