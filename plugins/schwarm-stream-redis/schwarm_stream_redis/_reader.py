@@ -37,6 +37,7 @@ from ._keys import entry_id, parse_cursor, stream_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
     from schwarm_stream import Event
 
@@ -99,7 +100,7 @@ def _first_seq(entry: Entry) -> int:
     return entry[0]
 
 
-async def _bounds(redis: Redis, key: str) -> tuple[Entry, Entry] | None:
+async def _bounds(redis: Redis | RedisCluster, key: str) -> tuple[Entry, Entry] | None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xrange(key, count=1)
         pipe.xrevrange(key, count=1)
@@ -117,7 +118,9 @@ def _degraded(key: str, status: str) -> StreamDegraded:
     )
 
 
-async def stream_info(redis: Redis, tenant: str, stream_id: str, *, prefix: str = "schwarm") -> StreamInfo:
+async def stream_info(
+    redis: Redis | RedisCluster, tenant: str, stream_id: str, *, prefix: str = "schwarm"
+) -> StreamInfo:
     """Inspect a stream's log: raises :class:`StreamUnknown` when there is none for this tenant."""
     key = stream_key(tenant, stream_id, prefix=prefix)
     try:
@@ -151,7 +154,12 @@ IDLE = _Idle()
 
 
 async def prepare(
-    redis: Redis, tenant: str, stream_id: str, after: int | str | None = 0, *, prefix: str = "schwarm"
+    redis: Redis | RedisCluster,
+    tenant: str,
+    stream_id: str,
+    after: int | str | None = 0,
+    *,
+    prefix: str = "schwarm",
 ) -> tuple[str, int, bool]:
     """Validate a read request and check it against the log: ``(key, cursor, already_done)``.
 
@@ -181,7 +189,7 @@ async def prepare(
 
 
 async def follow(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     key: str,
     cursor: int,
     *,
@@ -236,7 +244,7 @@ async def follow(
 
 
 async def read_stream(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     tenant: str,
     stream_id: str,
     after: int | str | None = 0,
@@ -274,7 +282,7 @@ def _hole(key: str, expected: int, seq: int) -> StreamGone:
     )
 
 
-async def _check_idle(redis: Redis, key: str, *, cursor: int) -> None:
+async def _check_idle(redis: Redis | RedisCluster, key: str, *, cursor: int) -> None:
     """Nothing arrived: is the log still there, and was it flagged incomplete behind our cursor?"""
     try:
         bounds = await _bounds(redis, key)

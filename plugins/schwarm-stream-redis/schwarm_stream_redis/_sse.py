@@ -23,6 +23,7 @@ from ._reader import IDLE, follow, prepare
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
     from schwarm_stream.sinks import Formatter
 
@@ -87,7 +88,7 @@ def _error(info: dict[str, Any] | None) -> BaseException | None:
 
 
 async def sse_frames(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     tenant: str,
     stream_id: str,
     last_event_id: str | int | None = None,
@@ -118,7 +119,7 @@ async def sse_frames(
 
 
 async def _frames(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     key: str,
     stream_id: str,
     cursor: int,

@@ -50,6 +50,7 @@ from ._keys import entry_id
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
     from schwarm_stream import Event, Stream
 
@@ -87,7 +88,7 @@ class LogWriter:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         key: str,
         tenant: str,
