@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -22,11 +22,17 @@ from ._errors import PluginError
 from ._tracing import trace_table
 from .hookspecs import HOOK_NAMES, PROJECT_NAME
 
-__all__ = ["SYNC_ONLY_HOOKS", "HookTable", "Impl"]
+if TYPE_CHECKING:
+    from .config import Config
+
+__all__ = ["PIPELINE_HOOKS", "SYNC_ONLY_HOOKS", "HookTable", "Impl", "inactive_plugins"]
 
 #: Hooks whose results are used synchronously (``stream.message`` is a property;
 #: the config hooks run when the pipeline is built): ``async def`` is rejected.
-SYNC_ONLY_HOOKS = frozenset({"stream_message", "stream_config_schema", "stream_configure"})
+SYNC_ONLY_HOOKS = frozenset({"stream_message", "stream_config_schema", "stream_configure", "stream_active"})
+
+#: Hooks called when the pipeline is built; an inactive plugin keeps them (see ``stream_active``).
+PIPELINE_HOOKS = frozenset({"stream_config_schema", "stream_configure", "stream_active"})
 
 # Positional argument order of each hook, taken from the specs.
 SPEC_ARGS: dict[str, tuple[str, ...]] = {}
@@ -83,6 +89,33 @@ def _adapt(hook: str, impl: pluggy.HookImpl) -> Impl:
     return Impl(fn=fn, plugin_name=impl.plugin_name, hook_name=hook, is_async=is_async)
 
 
+def inactive_plugins(pm: pluggy.PluginManager, config: Config) -> dict[int, object]:
+    """``{id(plugin): plugin}`` of the plugins whose ``stream_active(config)`` returned ``False``."""
+    caller = getattr(pm.hook, "stream_active", None)
+    if caller is None:
+        return {}
+    off: dict[int, object] = {}
+    for hi in caller.get_hookimpls():
+        if inspect.iscoroutinefunction(hi.function):
+            raise PluginError(
+                f"plugin {hi.plugin_name!r}: hook stream_active() must be a plain def, not async def "
+                "(it is asked when the pipeline is built)",
+                plugin_name=hi.plugin_name,
+                hook_name="stream_active",
+            )
+        try:
+            active = hi.function(config=config) if hi.argnames else hi.function()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {hi.plugin_name!r}: stream_active() raised {exc!r}",
+                plugin_name=hi.plugin_name,
+                hook_name="stream_active",
+            ) from exc
+        if active is False:
+            off[id(hi.plugin)] = hi.plugin
+    return off
+
+
 class HookTable:
     """Every hook's implementations, in call order, for one plugin manager state.
 
@@ -93,6 +126,7 @@ class HookTable:
 
     stream_config_schema: list[Impl]
     stream_configure: list[Impl]
+    stream_active: list[Impl]
     stream_start: list[Impl]
     stream_attempt: list[Impl]
     stream_receive: list[Impl]
@@ -107,15 +141,22 @@ class HookTable:
     stream_error: list[Impl]
     stream_end: list[Impl]
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    def __init__(self, pm: pluggy.PluginManager, config: Config | None = None) -> None:
         self.impls: dict[str, list[Impl]] = {}
+        # Plugins that said stream_active(config) -> False: their per-stream hooks are left out.
+        off = inactive_plugins(pm, config) if config is not None else {}
+        #: names of the plugins left out of this table (``stream_active`` returned ``False``)
+        self.inactive: frozenset[str] = frozenset(pm.get_name(p) or "?" for p in off.values())
         for name in HOOK_NAMES:
             caller = getattr(pm.hook, name, None)
             if caller is None:
                 self.impls[name] = []
                 continue
+            skip: dict[int, object] = off if name not in PIPELINE_HOOKS else {}
             ordered: list[Impl] = []
             for hi in reversed(caller.get_hookimpls()):
+                if skip and id(hi.plugin) in skip:
+                    continue
                 if hi.hookwrapper or hi.wrapper:
                     raise PluginError(
                         f"plugin {hi.plugin_name!r}: {PROJECT_NAME} hooks do not support wrappers "

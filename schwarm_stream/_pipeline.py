@@ -195,11 +195,11 @@ class Pipeline:
                 pm.register(AdmissionPlugin(self._admission), name=ADMISSION_PLUGIN)
             else:
                 self._admission = None
-            self._table = table = HookTable(pm)
+            self._table = table = HookTable(pm, self.config)  # without plugins inactive for it
             return pm, table
 
     def _rebuild(self) -> None:
-        self._table = HookTable(self._ensure()[0])
+        self._table = HookTable(self._ensure()[0], self.config)
 
     @staticmethod
     def _validate_sections(pm: pluggy.PluginManager, config: Config, plugins: Iterable[Any] = ()) -> Config:

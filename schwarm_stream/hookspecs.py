@@ -97,6 +97,23 @@ def stream_configure(config: Config) -> None:
     """
 
 
+@hookspec
+def stream_active(config: Config) -> bool | None:
+    """Say whether this plugin takes part in streams under ``config``; ``False``: leave it out.
+
+    :param config: the whole validated :class:`~schwarm_stream.Config` (after
+        :func:`stream_configure`).
+
+    Called once per pipeline (and again when a plugin is registered or
+    unregistered later), right after :func:`stream_configure`, for each
+    plugin that implements it. A plugin that returns ``False`` keeps its
+    configuration hooks but none of its per-stream hooks (``stream_start`` to
+    ``stream_end``) are called by that pipeline's streams: an installed but
+    unconfigured plugin costs nothing per event. ``True`` or ``None`` (or not
+    implementing it): the plugin is active. Must be a plain ``def``.
+    """
+
+
 # --------------------------------------------------------------------------
 # Stream lifecycle hooks: called per stream.
 # --------------------------------------------------------------------------

@@ -27,9 +27,16 @@ from schwarm_stream import StashKey, hookimpl
 from .format import RECORD_VERSION, encode_error, encode_event
 
 if TYPE_CHECKING:
-    from schwarm_stream import Event, Stream
+    from schwarm_stream import Config, Event, Stream
 
-__all__ = ["JsonlConfig", "stream_config_schema", "stream_end", "stream_event", "stream_start"]
+__all__ = [
+    "JsonlConfig",
+    "stream_active",
+    "stream_config_schema",
+    "stream_end",
+    "stream_event",
+    "stream_start",
+]
 
 
 class JsonlConfig(BaseModel):
@@ -123,6 +130,14 @@ def _config(stream: Stream) -> JsonlConfig:
 @hookimpl
 def stream_config_schema() -> dict[str, type[BaseModel]]:
     return {"jsonl": JsonlConfig}
+
+
+@hookimpl
+def stream_active(config: Config) -> bool:
+    # without [jsonl] path no stream hook of this plugin runs (costs nothing per event)
+    section = config.section("jsonl")
+    cfg = section if isinstance(section, JsonlConfig) else JsonlConfig.model_validate(section or {})
+    return cfg.path is not None
 
 
 @hookimpl

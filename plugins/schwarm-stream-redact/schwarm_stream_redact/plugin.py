@@ -29,9 +29,16 @@ from schwarm_stream import Chunk, StashKey, hookimpl
 from .patterns import BUILTIN_PATTERNS, Redactor
 
 if TYPE_CHECKING:
-    from schwarm_stream import Event, Stream
+    from schwarm_stream import Config, Event, Stream
 
-__all__ = ["RedactConfig", "stream_config_schema", "stream_flush", "stream_start", "stream_transform"]
+__all__ = [
+    "RedactConfig",
+    "stream_active",
+    "stream_config_schema",
+    "stream_flush",
+    "stream_start",
+    "stream_transform",
+]
 
 
 class RedactConfig(BaseModel):
@@ -171,6 +178,14 @@ def _config(stream: Stream) -> RedactConfig:
 @hookimpl
 def stream_config_schema() -> dict[str, type[BaseModel]]:
     return {"redact": RedactConfig}
+
+
+@hookimpl
+def stream_active(config: Config) -> bool:
+    # not enabled: no stream hook of this plugin runs (costs nothing per event)
+    section: Any = config.section("redact")
+    cfg = section if isinstance(section, RedactConfig) else RedactConfig.model_validate(section or {})
+    return cfg.enabled
 
 
 @hookimpl

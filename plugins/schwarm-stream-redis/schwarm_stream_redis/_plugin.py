@@ -42,7 +42,7 @@ from ._writer import LogWriter
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from schwarm_stream import Event, Message, Stream, StreamError
+    from schwarm_stream import Config, Event, Message, Stream, StreamError
 
 __all__ = ["SECTION", "RedisStreamPlugin", "redis_log"]
 
@@ -92,6 +92,17 @@ class RedisStreamPlugin:
     def stream_config_schema(self) -> dict[str, type[BaseModel]] | None:
         # only the config-driven instance owns the section (two instances may be registered)
         return {SECTION: RedisSettings} if self._settings is None else None
+
+    @hookimpl
+    def stream_active(self, config: Config) -> bool:
+        # no url and no client: no stream hook of this instance runs (costs nothing per event)
+        if self._client is not None:
+            return True
+        settings = self._settings
+        if settings is None:
+            section = config.section(SECTION)
+            settings = section if isinstance(section, RedisSettings) else None
+        return settings is not None and settings.url is not None
 
     def settings_for(self, stream: Stream) -> RedisSettings | None:
         """The settings that apply to ``stream`` (``None``: this instance is inactive for it)."""
