@@ -132,7 +132,7 @@ def stream_config_schema() -> dict[str, type[BaseModel]]:
     return {"jsonl": JsonlConfig}
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # optional: older schwarm-stream versions have no such hook
 def stream_active(config: Config) -> bool:
     # without [jsonl] path no stream hook of this plugin runs (costs nothing per event)
     section = config.section("jsonl")

@@ -180,7 +180,7 @@ def stream_config_schema() -> dict[str, type[BaseModel]]:
     return {"redact": RedactConfig}
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # optional: older schwarm-stream versions have no such hook
 def stream_active(config: Config) -> bool:
     # not enabled: no stream hook of this plugin runs (costs nothing per event)
     section: Any = config.section("redact")

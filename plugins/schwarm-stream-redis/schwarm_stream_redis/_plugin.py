@@ -93,7 +93,7 @@ class RedisStreamPlugin:
         # only the config-driven instance owns the section (two instances may be registered)
         return {SECTION: RedisSettings} if self._settings is None else None
 
-    @hookimpl
+    @hookimpl(optionalhook=True)  # optional: older schwarm-stream versions have no such hook
     def stream_active(self, config: Config) -> bool:
         # no url and no client: no stream hook of this instance runs (costs nothing per event)
         if self._client is not None:
