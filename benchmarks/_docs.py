@@ -40,6 +40,7 @@ def results_table(out: dict[str, Any]) -> str:
 
 
 def _row_table(rows: dict[str, Any], base: str, second: str | None = None) -> list[str]:
+    # Ratios of this table's medians; the ratios table below takes them per round (steadier).
     head = (
         f"| entry | median µs/chunk | min µs/chunk | x {base} |"
         + (f" x {second} |" if second else "")

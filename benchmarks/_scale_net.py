@@ -1,8 +1,8 @@
 """Scale over real sockets: many concurrent streams in one process, offline provider over loopback.
 
 Every stream is ``schwarm_stream.open(native_openai_chat(...))`` as installed (the
-process default pipeline: autoload on, the installed plugins) on one shared
-``httpx.AsyncClient``, against the benchmark server (``_server.py``, its own
+process default pipeline: autoload on, the installed plugins) on shared
+``httpx.AsyncClient``s (250 streams each), against the benchmark server (``_server.py``, its own
 process) whose ``/paced/`` route sends chunk ``j`` at ``t0 + j * interval``
 (``t0`` chosen by the client; ``time.monotonic()`` is one clock for every
 process on Linux). Starts are staggered so connections are not opened in one
@@ -52,7 +52,9 @@ from schwarm_stream import Chunk
 from schwarm_stream.sources import native_openai_chat
 
 MESSAGES: Any = [{"role": "user", "content": "weather?"}]
-CONNECT_RATE = 2000.0  # new streams per second at most (a burst of 10,000 SYNs overflows the accept queue)
+#: New streams per second at most: opening one (connection, request, stream) costs milliseconds of CPU here, and
+#: a burst of 10,000 would starve the open streams (their first-chunk timeouts fire) and overflow the accept queue.
+CONNECT_RATE = 400.0
 
 
 def raise_nofile(need: int) -> dict[str, int]:
@@ -81,9 +83,33 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _client(streams: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=streams)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0))
+#: Streams per httpx client: httpx's connection pool scans every connection of the client on each request and
+#: release, so one client holding 10,000 connections spends its time there; a server holding that many streams
+#: spreads them over several clients (as these tests do).
+STREAMS_PER_CLIENT = 250
+
+
+class Clients:
+    """``httpx.AsyncClient``s for ``streams`` concurrent streams, ``STREAMS_PER_CLIENT`` each."""
+
+    def __init__(self, streams: int) -> None:
+        per = min(streams, STREAMS_PER_CLIENT)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=per)
+        self.all = [
+            httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0))
+            for _ in range(max(1, -(-streams // per)))
+        ]
+
+    def __getitem__(self, k: int) -> httpx.AsyncClient:
+        return self.all[k % len(self.all)]
+
+    async def aclose(self) -> None:
+        for c in self.all:
+            await c.aclose()
+
+
+def _client(streams: int) -> Clients:
+    return Clients(streams)
 
 
 def _source(base: str, client: httpx.AsyncClient, t0: float, n: int, interval: float) -> Any:
@@ -130,7 +156,7 @@ async def paced(
     mono = time.monotonic
     try:
         # Warm up: connections, lazy imports, the default pipeline's plugin table.
-        async with schwarm_stream.open(_source(base, client, mono(), 2, 0.001)) as s:
+        async with schwarm_stream.open(_source(base, client[0], mono(), 2, 0.001)) as s:
             async for _ev in s:
                 pass
         stagger = max(interval, streams / CONNECT_RATE)
@@ -149,9 +175,9 @@ async def paced(
                         delays.append(mono() - (t0 + j * interval))
 
                     spec = {"t0": t0, "n": n, "interval": interval}
-                    outcomes.append(await _floor_stream(client, base + "/chat/completions", spec, got))
+                    outcomes.append(await _floor_stream(client[k], base + "/chat/completions", spec, got))
                     return
-                async with schwarm_stream.open(_source(base, client, t0, n, interval)) as s:
+                async with schwarm_stream.open(_source(base, client[k], t0, n, interval)) as s:
                     async for ev in s:
                         if type(ev) is Chunk:
                             j += 1
@@ -224,7 +250,7 @@ async def memory(url: str, *, streams: int, trace: bool = True) -> dict[str, Any
     all_there = asyncio.Event()
     release = asyncio.Event()
     try:
-        async with schwarm_stream.open(_source(base, client, mono(), 2, 0.001)) as s:
+        async with schwarm_stream.open(_source(base, client[0], mono(), 2, 0.001)) as s:
             async for _ev in s:
                 pass
         stagger = streams / CONNECT_RATE
@@ -244,7 +270,7 @@ async def memory(url: str, *, streams: int, trace: bool = True) -> dict[str, Any
             await asyncio.sleep(max(0.0, t0 - 0.05 - mono()))
             held = False
             try:
-                async with schwarm_stream.open(_source(base, client, t0, 1, hold_until - t0)) as s:
+                async with schwarm_stream.open(_source(base, client[k], t0, 1, hold_until - t0)) as s:
                     async for _ev in s:
                         if not held:
                             held = True
@@ -272,6 +298,8 @@ async def memory(url: str, *, streams: int, trace: bool = True) -> dict[str, Any
         rss = rss_bytes() - rss0
         tracemalloc.stop()
         release.set()
+        for t in tasks:  # measured: close them now rather than wait for their last chunk
+            t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await client.aclose()
