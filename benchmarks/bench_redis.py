@@ -172,7 +172,7 @@ async def paced(url: str, events: int) -> list[dict[str, Any]]:
 
 
 async def many_streams(url: str, streams: int, events: int, mode: str) -> dict[str, Any]:
-    client = redis.asyncio.Redis.from_url(url, max_connections=2 * streams + 10)
+    client = redis.asyncio.Redis.from_url(url, max_connections=4 * streams + 10)
     logged = pipeline(url, client, mode)
     read_counts: list[int] = []
     readers: list[asyncio.Task[None]] = []
@@ -217,7 +217,7 @@ async def main_async(quick: bool) -> list[dict[str, Any]]:
         rows = await one_stream(server.url, 10_000 if quick else 20_000, 3 if quick else 5)
         rows += await paced(server.url, 300 if quick else 2_000)
         for mode in MODES:
-            rows.append(await many_streams(server.url, 100, 100 if quick else 1_000, mode))
+            rows.append(await many_streams(server.url, 100, 100, mode))
     finally:
         server.close()
     return rows
