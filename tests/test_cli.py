@@ -195,9 +195,9 @@ def test_run_missing_key_names_the_variable(runner: CliRunner, provider: str, va
 
 
 def test_run_unknown_provider_lists_the_valid_ones(runner: CliRunner) -> None:
-    result = invoke(runner, "run", "--provider", "gemini", "-m", "m", "hi", env=KEYS)
+    result = invoke(runner, "run", "--provider", "mistral", "-m", "m", "hi", env=KEYS)
     assert result.exit_code == 2
-    assert "'gemini' is not one of 'anthropic', 'openai'" in result.stderr
+    assert "'mistral' is not one of 'anthropic', 'bedrock', 'gemini', 'ollama', 'openai'" in result.stderr
 
 
 def test_run_bad_config_key_is_named(runner: CliRunner, tmp_path: Path) -> None:

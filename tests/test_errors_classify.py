@@ -180,6 +180,22 @@ ROW_EXAMPLES: dict[str, BaseException] = {
     "sdk_connection": _fake("openai._exceptions", "APIConnectionError"),
     "sdk_in_band": _fake("openai._exceptions", "APIError", body={"message": "x", "type": "server_error"}),
     "sdk_invalid_response": _fake("openai._exceptions", "APIResponseValidationError"),
+    "genai_error": _fake(
+        "google.genai.errors", "ServerError", code=503, status="UNAVAILABLE", message="x", details=None, response=None
+    ),
+    "genai_bad_response": _fake("google.genai.errors", "UnknownApiResponseError"),
+    "ollama_error": _fake("ollama._types", "ResponseError", status_code=503, error="busy"),
+    "aws_client_error": _fake(
+        "botocore.exceptions",
+        "ClientError",
+        response={"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 429}},
+    ),
+    "aws_modeled_error": _fake(
+        "botocore.errorfactory", "ThrottlingException", response={"Error": {"Code": "ThrottlingException"}}
+    ),
+    "aws_frame": _fake("botocore.eventstream", "ChecksumMismatch"),
+    "aws_timeout": _fake("botocore.exceptions", "ReadTimeoutError"),
+    "aws_transport": _fake("botocore.exceptions", "EndpointConnectionError"),
     "transport_timeout": _fake("httpx._exceptions", "ReadTimeout"),
     "transport": _fake("httpcore._exceptions", "RemoteProtocolError"),
     "json": _json_error(),

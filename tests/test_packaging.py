@@ -47,6 +47,11 @@ OPTIONAL = (
     "uvicorn",
     "fastapi",
     "redis",
+    "google.genai",
+    "ollama",
+    "boto3",
+    "botocore",
+    "aiobotocore",
 )
 
 

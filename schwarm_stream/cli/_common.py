@@ -14,9 +14,25 @@ from ._render import Renderer
 
 PROG = "schwarm-stream"
 COMPLETE_VAR = "_SCHWARM_STREAM_COMPLETE"
-PROVIDERS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+#: ``--provider`` names and the variable holding their key. ``bedrock`` has none: boto3's own credential
+#: chain (keys, profile, bearer token) decides. ``ollama``: a local server ignores the key, any value will do.
+PROVIDERS: dict[str, str | None] = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "bedrock": None,
+    "gemini": "GEMINI_API_KEY",
+    "ollama": "OLLAMA_API_KEY",
+    "openai": "OPENAI_API_KEY",
+}
+DEFAULT_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "bedrock": "https://bedrock-runtime.us-east-1.amazonaws.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://127.0.0.1:11434",
+    "openai": "https://api.openai.com/v1",
+}
+#: ``replay --protocol`` names: the SSE protocols, then the bodies served as recorded.
 ROUTES = ("openai-chat", "openai-responses", "anthropic-messages")
+NATIVE_ROUTES = ("gemini-stream", "ollama-chat", "bedrock-converse-stream")
 
 #: 0 every stream completed; 1 a stream failed or ended without its terminator; 2 usage or configuration.
 EXIT_OK, EXIT_STREAM, EXIT_USAGE = 0, 1, 2

@@ -44,6 +44,8 @@ def load_pipeline(config_path: Path | None) -> Pipeline:
 def api_key(provider: str, command: str, hint: str) -> str:
     """The provider's key from its environment variable; a usage error naming the variable when unset."""
     env = PROVIDERS[provider]
+    if env is None:  # the SDK's own credential chain (bedrock: boto3)
+        return ""
     key = os.environ.get(env)
     if not key:
         fail(

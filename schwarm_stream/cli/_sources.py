@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import MissingDependency
-from ._common import fail
+from ._common import DEFAULT_URLS, NATIVE_ROUTES, fail
 
 
 def provider_source(
@@ -17,7 +17,7 @@ def provider_source(
     messages = [{"role": "user", "content": prompt}]
     if provider == "bedrock":
         return bedrock_source(base_url, model, max_tokens, prompt)
-    if provider in NATIVE_PROVIDERS:
+    if provider in ("gemini", "ollama"):
         return native_source(provider, api_key, base_url, model, max_tokens, prompt)
     try:
         if provider == "anthropic":
@@ -51,8 +51,16 @@ def bedrock_source(base_url: str | None, model: str, max_tokens: int, prompt: st
         import boto3
     except ImportError:
         fail("the bedrock provider needs boto3", "pip install 'schwarm-stream[bedrock]'")
+    from botocore.exceptions import BotoCoreError
+
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    client = boto3.client("bedrock-runtime", region_name=region, endpoint_url=base_url)
+    try:
+        client = boto3.client("bedrock-runtime", region_name=region, endpoint_url=base_url)
+    except BotoCoreError as exc:  # a missing profile, a bad region: said before anything is sent
+        fail(
+            f"the Bedrock client could not be created: {exc}",
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or AWS_BEARER_TOKEN_BEDROCK",
+        )
     return bedrock_converse(
         client,
         modelId=model,
@@ -62,7 +70,7 @@ def bedrock_source(base_url: str | None, model: str, max_tokens: int, prompt: st
 
 
 #: The replay protocol name of a recorded ``ConverseStream`` body (binary event-stream frames).
-BEDROCK_PROTOCOL = "bedrock-converse-stream"
+BEDROCK_PROTOCOL = NATIVE_ROUTES[2]
 
 
 def is_eventstream(head: bytes) -> bool:
@@ -106,27 +114,6 @@ def bedrock_replay_source(server: Any) -> Any:
 
 # -- Google Gemini (google-genai) and Ollama (/api/chat) ---------------------------------------------
 
-#: ``--provider`` names, their key variables and default URLs, registered with the shared tables
-#: (``gemini``: the Gemini API key; ``ollama``: a local server ignores it, any value will do).
-NATIVE_PROVIDERS = {"gemini": "GEMINI_API_KEY", "ollama": "OLLAMA_API_KEY"}
-NATIVE_URLS = {
-    "gemini": "https://generativelanguage.googleapis.com",
-    "ollama": "http://127.0.0.1:11434",
-}
-#: The replay protocol names of recorded Gemini SSE bodies and Ollama NDJSON bodies.
-NATIVE_ROUTES = ("gemini-stream", "ollama-chat")
-
-
-def _register() -> None:
-    from . import _common
-
-    for name, env in NATIVE_PROVIDERS.items():
-        _common.PROVIDERS.setdefault(name, env)
-        _common.DEFAULT_URLS.setdefault(name, NATIVE_URLS[name])
-
-
-_register()
-
 
 def native_source(
     provider: str, api_key: str, base_url: str | None, model: str, max_tokens: int, prompt: str
@@ -146,7 +133,7 @@ def native_source(
         import ollama
 
         headers = {"authorization": f"Bearer {api_key}"} if base_url and "ollama.com" in base_url else None
-        client = ollama.AsyncClient(host=base_url or NATIVE_URLS["ollama"], headers=headers)
+        client = ollama.AsyncClient(host=base_url or DEFAULT_URLS["ollama"], headers=headers)
         return ollama_chat(
             client,
             model=model,
@@ -158,9 +145,12 @@ def native_source(
 
 
 def sniff_native(body: bytes) -> str | None:
-    """``gemini-stream`` or ``ollama-chat`` when ``body`` is one of those recorded streams, else ``None``."""
+    """``gemini-stream``, ``ollama-chat`` or ``bedrock-converse-stream`` when ``body`` is one of those
+    recorded streams, else ``None``."""
     import json
 
+    if is_eventstream(body[:12]):
+        return BEDROCK_PROTOCOL
     text = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     first = text.split(b"\n", 1)[0].strip()
     if first.startswith(b"data:"):
@@ -179,14 +169,18 @@ def sniff_native(body: bytes) -> str | None:
 
 
 def native_replay_reply(protocol: str, body: bytes) -> Any:
-    """The loopback server's reply serving a recorded Gemini or Ollama body."""
+    """The loopback server's reply serving a recorded Gemini, Ollama or Bedrock body."""
     from ..testing._ollama_wire import NDJSON
     from ..testing.server import SSEReply
 
+    if protocol == BEDROCK_PROTOCOL:
+        return replay_reply(body)
     return SSEReply([body], content_type=NDJSON if protocol == "ollama-chat" else "text/event-stream")
 
 
 def native_replay_source(protocol: str, server: Any) -> Any:
-    """A source reading a replayed Gemini or Ollama body from ``server`` through the provider's SDK."""
+    """A source reading a replayed Gemini, Ollama or Bedrock body from ``server`` through the provider's SDK."""
+    if protocol == BEDROCK_PROTOCOL:
+        return bedrock_replay_source(server)
     provider = "gemini" if protocol == "gemini-stream" else "ollama"
     return native_source(provider, "replay", server.url, "replay", 1024, "replay")

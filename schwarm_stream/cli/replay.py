@@ -12,9 +12,8 @@ from typing import Any, TextIO
 import click
 
 from .. import Config, Message, Pipeline, StreamError
-from ._common import EXIT_OK, EXIT_STREAM, ROUTES, dumps, result_dict
+from ._common import EXIT_OK, EXIT_STREAM, NATIVE_ROUTES, ROUTES, dumps, result_dict
 from ._render import wants_color
-from ._sources import NATIVE_ROUTES
 
 
 @click.command(
