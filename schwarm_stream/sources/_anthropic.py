@@ -154,8 +154,13 @@ async def anthropic_events(sse: AsyncIterator[Any], *, provider: str = "anthropi
             payload = decode_object(ev.data, ev.offset, provider)
             if "type" not in payload and ev.event not in ("", "message"):
                 payload = {**payload, "type": ev.event}
-            for out in sur.fix(norm.feed(payload)):
-                yield out
+            batch = norm.feed(payload)
+            one = batch[0] if len(batch) == 1 and not sur.held else None
+            if type(one) is Chunk and one.text.isascii():  # one plain text delta: no repair possible
+                yield one
+            else:
+                for out in sur.fix(batch):
+                    yield out
             if norm.stopped:
                 for out in sur.end():
                     yield out

@@ -201,7 +201,13 @@ async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> A
                 break
             if ev.unterminated:  # a cut payload at the end: truncated unless already complete
                 break
-            for out in sur.fix(norm.feed(decode_object(data, ev.offset, provider))):
+            batch = norm.feed(decode_object(data, ev.offset, provider))
+            if len(batch) == 1 and not sur.held:
+                one = batch[0]
+                if type(one) is Chunk and one.text.isascii():  # one plain text delta: no repair possible
+                    yield one
+                    continue
+            for out in sur.fix(batch):
                 yield out
     except (TransportError, StreamTimeout):
         # Every choice already has its finish_reason: the content is whole, only

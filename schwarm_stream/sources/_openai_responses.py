@@ -152,8 +152,13 @@ async def responses_events(
                 break
             if ev.unterminated and not _is_terminal(ev):  # the body's end without the blank line
                 break
-            for out in sur.fix(norm.feed(decode_object(ev.data, ev.offset, provider))):
-                yield out
+            batch = norm.feed(decode_object(ev.data, ev.offset, provider))
+            one = batch[0] if len(batch) == 1 and not sur.held else None
+            if type(one) is Chunk and one.text.isascii():  # one plain text delta: no repair possible
+                yield one
+            else:
+                for out in sur.fix(batch):
+                    yield out
             if norm.finished:
                 for out in sur.end():
                     yield out
