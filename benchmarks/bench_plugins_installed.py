@@ -52,7 +52,7 @@ async def measure(quick: bool) -> dict[str, Any]:
         "plugins.installed_all_hooks_us_per_chunk": best["installed_all_hooks"],
         "plugins.installed_added_us_per_chunk": best["installed"] - best["autoload_off"],
         "plugins.all_hooks_added_us_per_chunk": best["installed_all_hooks"] - best["autoload_off"],
-        "plugins.inactive": sorted(installed._ensure()[1].inactive),
+        "plugins.inactive": sorted(getattr(installed._ensure()[1], "inactive", ())),
     }
 
 
