@@ -7,6 +7,7 @@ must end ``cancelled`` once, and ``stream_complete`` must not fire.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from collections.abc import Iterator
@@ -15,10 +16,18 @@ from typing import Any
 import openai
 import pytest
 
+import schwarm_stream
 from schwarm_stream import Chunk, hookimpl, open_sync
 from schwarm_stream._manager import BUILTIN_PLUGINS, ESSENTIAL_PLUGINS
 from schwarm_stream.sources import openai_chat
-from schwarm_stream.testing.server import SSEReply, Stall, ThreadedProviderServer, openai_chat_events
+from schwarm_stream.testing.server import (
+    ProviderServer,
+    SlowHeaders,
+    SSEReply,
+    Stall,
+    ThreadedProviderServer,
+    openai_chat_events,
+)
 
 HI: Any = [{"role": "user", "content": "hi"}]
 CORE = {"plugins": {"autoload": False, "disable": sorted(set(BUILTIN_PLUGINS) - ESSENTIAL_PLUGINS)}}
@@ -96,3 +105,36 @@ def test_garbage_collected_iterator_closes_the_provider_stream(tserver: Threaded
         _assert_cancelled(tserver, ends)
     finally:
         release.set()
+
+
+async def test_cancelled_while_the_sync_client_still_connects_the_late_response_is_closed() -> None:
+    # A sync SDK client's __enter__ runs in a worker thread; the task is cancelled while it still waits
+    # for the headers. The response that arrives afterwards must be closed, not left holding the connection.
+    release = threading.Event()
+    async with ProviderServer() as server:
+        server.script(
+            "openai-chat", SlowHeaders(0.5, SSEReply([*openai_chat_events(["a"])[:2], Stall(release)]))
+        )
+        client = openai.OpenAI(api_key="sk-test", base_url=server.openai_base_url, max_retries=0)
+        stream = schwarm_stream.open(openai_chat(client, model="m", messages=HI), config=CORE)
+
+        async def consume() -> None:
+            async with stream:
+                async for _ in stream:
+                    pass
+
+        task = asyncio.create_task(consume())
+        try:
+            for _ in range(500):
+                if server.requests:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.requests, "the request never reached the server"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await server.wait_disconnect()  # TimeoutError when the late response kept the connection open
+            await server.wait_connections(0)
+        finally:
+            release.set()
+            client.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -140,6 +141,46 @@ def check_content_type(headers: Any, provider: str) -> None:
         )
 
 
+class _SyncEntry:
+    """A sync client's ``__enter__`` run in a worker thread, which the awaiting task may abandon.
+
+    A task cancelled while the worker is still connecting never receives the response; whoever
+    comes second (the worker finishing, or the task giving up) closes it, so the provider's
+    connection is not left open until the garbage collector finds it.
+    """
+
+    def __init__(self, cm: Any) -> None:
+        self._cm = cm
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._entered = False
+
+    def enter(self) -> Any:
+        response = self._cm.__enter__()
+        with self._lock:
+            self._entered = True
+            abandoned = self._abandoned
+        if abandoned:
+            self._cm.__exit__(None, None, None)
+        return response
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            entered = self._entered
+        if entered:  # the worker returned a response nobody will read: close it off the loop
+            threading.Thread(target=self._cm.__exit__, args=(None, None, None), daemon=True).start()
+
+
+async def _enter_in_thread(cm: Any) -> Any:
+    entry = _SyncEntry(cm)
+    try:
+        return await asyncio.to_thread(entry.enter)
+    except asyncio.CancelledError:
+        entry.abandon()
+        raise
+
+
 async def sse_events(
     open_response: Callable[[], Any], *, provider: str, max_event_bytes: int
 ) -> AsyncIterator[SSE]:
@@ -148,7 +189,7 @@ async def sse_events(
     cm = open_response()
     is_async = hasattr(cm, "__aenter__")
     try:
-        response = await cm.__aenter__() if is_async else await asyncio.to_thread(cm.__enter__)
+        response = await cm.__aenter__() if is_async else await _enter_in_thread(cm)
     except StreamError:
         raise
     except Exception as exc:

@@ -72,7 +72,7 @@ class RestartOnce:
 def test_found_through_the_entry_point(tmp_path: Path) -> None:
     (info,) = [i for i in recording_pipeline(tmp_path / "r.jsonl").plugins() if i.name == "jsonl"]
     assert info.distribution == "schwarm-stream-jsonl" and info.enabled
-    assert info.hooks == ["stream_config_schema", "stream_end", "stream_event", "stream_start"]
+    assert info.hooks == ["stream_active", "stream_config_schema", "stream_end", "stream_event", "stream_start"]
 
 
 async def test_records_every_delivered_event_without_raw(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def text_of(events: list[Any], kind: str = "text") -> str:
 def test_found_through_the_entry_point() -> None:
     (info,) = [i for i in redact_pipeline().plugins() if i.name == "redact"]
     assert info.distribution == "schwarm-stream-redact" and info.enabled
-    assert info.hooks == ["stream_config_schema", "stream_flush", "stream_start", "stream_transform"]
+    assert info.hooks == ["stream_active", "stream_config_schema", "stream_flush", "stream_start", "stream_transform"]
 
 
 async def test_off_unless_enabled() -> None:
