@@ -153,3 +153,17 @@ def test_the_type_stub_of_an_old_name_reexports_the_module(name: str) -> None:
     assert f"from .compose.{name} import *" in stub
     assert f"from .compose.{name} import __all__ as __all__" in stub
     assert not Path(schwarm_stream.__file__).with_name(f"{name}.py").exists()
+
+
+def test_sinks_all_reexports_every_public_name_of_sse_and_websocket() -> None:
+    # the compression helpers were public in sinks.sse but missing from schwarm_stream.sinks
+    from schwarm_stream import sinks
+    from schwarm_stream.sinks import sse, websocket
+
+    assert list(sinks.__all__) == sorted(set(sinks.__all__), key=lambda n: (not n.isupper(), n))
+    for module in (sse, websocket):
+        for public in module.__all__:
+            assert public in sinks.__all__, (
+                f"{module.__name__}.{public} is not in schwarm_stream.sinks.__all__"
+            )
+            assert getattr(sinks, public) is getattr(module, public), public
