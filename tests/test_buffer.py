@@ -147,15 +147,16 @@ async def test_time_limit_checked_on_arrival(monkeypatch: pytest.MonkeyPatch) ->
     fake = types.SimpleNamespace(monotonic=lambda: now["t"])
     monkeypatch.setattr(buffer_mod, "time", fake)
 
-    def parts() -> Any:
-        async def gen() -> Any:
-            for i in range(6):
-                now["t"] = i * 0.04  # each part arrives 40 ms after the previous one
-                yield f"{i}"
+    class Arrivals:
+        # Each part arrives 40 ms after the previous one: the clock moves as the stream receives
+        # it (the provider may be read a few events ahead of the transformers while timed).
+        @hookimpl
+        def stream_receive(self, stream: Any, event: Any) -> None:
+            if type(event) is Chunk:
+                now["t"] = int(event.text) * 0.04
 
-        return gen()
-
-    events, _ = await deliver([Buffer(max_delay=0.1)], parts)  # type: ignore[arg-type]
+    parts = [f"{i}" for i in range(6)]
+    events, _ = await deliver([Arrivals(), Buffer(max_delay=0.1)], parts)
     # held since t=0: released when a part arrives at t >= 0.1 (t=0.12), and so on.
     assert texts(events) == ["0123", "45"]
 

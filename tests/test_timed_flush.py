@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 
-from schwarm_stream import Chunk, Pipeline, StreamTimeout
+from schwarm_stream import Chunk, Pipeline, StreamTimeout, hookimpl
 from schwarm_stream.builtins.buffer import Buffer
 from schwarm_stream.sources import from_iterator, openai_chat
 from schwarm_stream.testing.server import ProviderServer, SSEReply, Stall, openai_chat_events
@@ -92,3 +92,52 @@ async def test_idle_timeout_and_cancellation_still_work_during_timed_reads() -> 
         await client.close()
         await server.wait_connections(0)
         assert server.connections_open() == 0
+
+
+async def test_timed_reads_run_a_bounded_number_of_events_ahead_of_the_consumer() -> None:
+    from schwarm_stream._reads import READ_AHEAD
+
+    produced = {"n": 0}
+
+    async def fast() -> AsyncIterator[str]:
+        for i in range(200):
+            produced["n"] += 1
+            yield f"{i},"
+
+    lead: list[int] = []
+    async with pipeline(Buffer(max_events=2, max_delay=30.0)).open(from_iterator(lambda: fast())) as stream:
+        async for ev in stream:
+            if isinstance(ev, Chunk):
+                await asyncio.sleep(0)  # a consumer that yields to the loop: the reader task runs
+                lead.append(produced["n"] - stream.events_received)
+    assert stream.message.text == "".join(f"{i}," for i in range(200))
+    assert max(lead) <= READ_AHEAD + 1  # the queue plus the read in flight, never more
+    assert max(lead) > 1  # it did read ahead (one task switch per batch, not per event)
+
+
+class _KeepTimed:
+    """A transformer that keeps a timed flush pending (so reads stay timed) and holds nothing."""
+
+    @hookimpl
+    def stream_transform(self, stream: Any, event: Any) -> None:
+        stream.flush_after(30.0)
+
+
+async def test_a_paused_stream_reads_nothing_more_ahead() -> None:
+    produced = {"n": 0}
+
+    async def gen() -> AsyncIterator[str]:
+        for i in range(100):
+            produced["n"] += 1
+            yield f"{i},"
+            await asyncio.sleep(0.001)  # a paced provider: the reader task is often inside a read
+
+    async with pipeline(_KeepTimed()).open(from_iterator(lambda: gen())) as stream:
+        async for ev in stream:
+            if isinstance(ev, Chunk) and ev.text == "3,":
+                stream.pause()
+                at_pause = produced["n"]
+                await asyncio.sleep(0.05)  # ~50 events' time
+                assert produced["n"] <= at_pause + 1  # the read in flight completes; nothing after it
+                stream.resume()
+    assert stream.message.text == "".join(f"{i}," for i in range(100))
