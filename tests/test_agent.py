@@ -320,7 +320,7 @@ async def test_a_failed_turn_raises_with_the_partial(server: ProviderServer) -> 
 
 
 def test_bad_arguments_are_rejected_clearly() -> None:
-    with pytest.raises(TypeError, match="openai_chat, anthropic_messages or openai_responses"):
+    with pytest.raises(TypeError, match="openai_chat, anthropic_messages, openai_responses, gemini_generate"):
         agent_loop(from_iterator(["x"]), tools={})
     with pytest.raises(ValueError, match="max_turns must be at least 1"):
         agent_loop(from_iterator(["x"]), tools={}, format="openai", max_turns=0)

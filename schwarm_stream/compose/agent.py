@@ -12,8 +12,12 @@
     loop.messages                     # the whole conversation, in the provider's own format
 
 Works with :func:`~schwarm_stream.sources.openai_chat` (and compatible servers),
-:func:`~schwarm_stream.sources.anthropic_messages` and
-:func:`~schwarm_stream.sources.openai_responses`. Tool calls are taken only
+:func:`~schwarm_stream.sources.anthropic_messages`,
+:func:`~schwarm_stream.sources.openai_responses`,
+:func:`~schwarm_stream.sources.gemini_generate` (google-genai ``contents``),
+:func:`~schwarm_stream.sources.ollama_chat` / :func:`~schwarm_stream.sources.native_ollama`
+(``/api/chat`` messages) and :func:`~schwarm_stream.sources.bedrock_converse` (Converse
+messages), SDK or native httpx alike. Tool calls are taken only
 from a turn's *final, complete* message: whatever an attempt delivered before
 a retry or recovery reset it is never executed.
 """
@@ -31,7 +35,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._events import Event
 from .._message import Message, ToolCall
 from .._pipeline import Pipeline, default_pipeline
-from ..sources import AnthropicMessagesSource, OpenAIChatSource, OpenAIResponsesSource, Source
+from ..sources import (
+    AnthropicMessagesSource,
+    BedrockConverseSource,
+    GeminiSource,
+    NativeOllamaSource,
+    OllamaChatSource,
+    OpenAIChatSource,
+    OpenAIResponsesSource,
+    Source,
+    to_converse,
+    to_gemini,
+    to_ollama,
+)
 from ._sync_bridge import Bridged
 
 if TYPE_CHECKING:
@@ -51,7 +67,9 @@ __all__ = [
     "agent_loop_sync",
 ]
 
-Format = Literal["openai", "anthropic", "responses"]
+#: The conversation formats: OpenAI Chat, Anthropic Messages, OpenAI Responses, Gemini ``contents``,
+#: Ollama ``/api/chat`` messages and Bedrock Converse messages.
+Format = Literal["openai", "anthropic", "responses", "gemini", "ollama", "bedrock"]
 
 #: How an :class:`AgentLoop` ended (:attr:`AgentLoop.outcome`).
 Outcome = Literal["complete", "tool_error", "max_turns", "incomplete", "error"]
@@ -130,7 +148,9 @@ class AgentLoop:
 
     A failing tool call does not stop the loop: the model receives the error as
     that call's result (``"error: ..."``; Anthropic: a ``tool_result`` with
-    ``is_error: true``) and may try again. Whatever the outcome,
+    ``is_error: true``; Bedrock: a ``toolResult`` with ``status: "error"``;
+    Gemini: a ``function_response`` whose ``response`` is ``{"error": ...}``)
+    and may try again. Whatever the outcome,
     :attr:`tool_errors` holds every failed call.
     """
 
@@ -381,10 +401,17 @@ def detect_format(source: Source) -> Format:
         return "anthropic"
     if isinstance(source, OpenAIResponsesSource):
         return "responses"
+    if isinstance(source, GeminiSource):
+        return "gemini"
+    if isinstance(source, (OllamaChatSource, NativeOllamaSource)):
+        return "ollama"
+    if isinstance(source, BedrockConverseSource):
+        return "bedrock"
     raise TypeError(
-        f"agent_loop() needs an openai_chat, anthropic_messages or openai_responses source, "
-        f"got {type(source).__name__}; pass format='openai'|'anthropic'|'responses' for a source "
-        "that speaks one of them"
+        "agent_loop() needs an openai_chat, anthropic_messages, openai_responses, gemini_generate, "
+        f"ollama_chat, native_ollama or bedrock_converse source, got {type(source).__name__}; pass "
+        "format='openai'|'anthropic'|'responses'|'gemini'|'ollama'|'bedrock' for a source that speaks "
+        "one of them"
     )
 
 
@@ -393,6 +420,8 @@ def _failed(turn: int, call: ToolCall, error: str) -> ToolResult:
 
 
 def _initial_messages(source: Source, fmt: Format) -> list[Any]:
+    if fmt == "gemini":
+        return _gemini_contents(getattr(source, "contents", []))
     kwargs: Mapping[str, Any] = getattr(source, "kwargs", {})
     if fmt == "responses":
         items = kwargs.get("input", [])
@@ -400,11 +429,44 @@ def _initial_messages(source: Source, fmt: Format) -> list[Any]:
     return list(kwargs.get("messages", []))
 
 
+def _gemini_contents(contents: Any) -> list[Any]:
+    # google-genai takes a string, one Content or a list; the loop appends Content dicts, so a bare
+    # string (alone or in the list) becomes the user Content the SDK would have made of it.
+    def user(text: str) -> dict[str, Any]:
+        return {"role": "user", "parts": [{"text": text}]}
+
+    if isinstance(contents, str):
+        return [user(contents)]
+    if isinstance(contents, Sequence):
+        return [user(c) if isinstance(c, str) else c for c in contents]
+    return [contents]
+
+
 def _assistant_turn(message: Message, fmt: Format) -> list[Any]:
     if fmt == "openai":
         return [message.to_openai()]
     if fmt == "anthropic":
         return [message.to_anthropic()]
+    if fmt == "gemini":
+        return [to_gemini(message)]  # thought signatures stay on the parts they came with
+    if fmt == "ollama":
+        turn = to_ollama(message)
+        for call in turn.get("tool_calls", ()):  # the API wants an object; bad JSON got an error result
+            fn = call["function"]
+            if not isinstance(fn["arguments"], Mapping):
+                fn["arguments"] = {}
+        return [turn]
+    if fmt == "bedrock":
+        turn = to_converse(message)["output"]["message"]
+        blocks: list[dict[str, Any]] = []
+        for block in turn["content"]:
+            if "text" in block and not block["text"]:
+                continue  # Converse rejects a blank text block
+            use = block.get("toolUse")
+            if use is not None and not isinstance(use.get("input"), Mapping):
+                block = {"toolUse": {**use, "input": {}}}  # input is a JSON object; see ollama above
+            blocks.append(block)
+        return [{"role": turn["role"], "content": blocks}]
     return _responses_items(message)
 
 
@@ -418,6 +480,13 @@ def _responses_items(message: Message) -> list[dict[str, Any]]:
     return items
 
 
+def _json_value(result: ToolResult) -> Any:
+    """The tool's output as plain JSON (``content`` is its JSON unless the output was a string)."""
+    if isinstance(result.output, str):
+        return result.output
+    return json.loads(result.content)
+
+
 def _tool_results(results: list[ToolResult], fmt: Format) -> list[Any]:
     if fmt == "openai":
         return [{"role": "tool", "tool_call_id": r.call.id, "content": r.content} for r in results]
@@ -428,6 +497,30 @@ def _tool_results(results: list[ToolResult], fmt: Format) -> list[Any]:
             for r in results
         ]
         return [{"role": "user", "content": blocks}]
+    if fmt == "gemini":
+        # One user Content with a function_response part per call. ``response`` is an object:
+        # "output" holds the result, "error" the failure (the google-genai FunctionResponse docs).
+        parts = []
+        for r in results:
+            response = {"error": r.content} if r.error else {"output": _json_value(r)}
+            fr: dict[str, Any] = {"name": r.call.name, "response": response}
+            if r.call.id != f"call_{r.call.index}":  # a real id (not made up for an id-less call)
+                fr["id"] = r.call.id
+            parts.append({"function_response": fr})
+        return [{"role": "user", "parts": parts}]
+    if fmt == "ollama":
+        # Ollama matches a result to its call by tool_name (and order): one "tool" message per call.
+        return [{"role": "tool", "content": r.content, "tool_name": r.call.name} for r in results]
+    if fmt == "bedrock":
+        tool_results: list[dict[str, Any]] = []
+        for r in results:
+            value = None if r.error else _json_value(r)
+            content = [{"json": value}] if isinstance(value, Mapping) else [{"text": r.content}]
+            result: dict[str, Any] = {"toolUseId": r.call.id, "content": content}
+            if r.error:
+                result["status"] = "error"
+            tool_results.append({"toolResult": result})
+        return [{"role": "user", "content": tool_results}]
     return [{"type": "function_call_output", "call_id": r.call.id, "output": r.content} for r in results]
 
 
@@ -436,12 +529,11 @@ def _with_conversation(source: Source, messages: list[Any], fmt: Format) -> Sour
         clone = copy.copy(source)
         clone.kwargs = {**source.kwargs, "input": list(messages)}  # type: ignore[attr-defined]
         return clone
-    with_messages = getattr(source, "with_messages", None)
+    name = "with_contents" if fmt == "gemini" else "with_messages"
+    with_messages = getattr(source, name, None)
     if with_messages is None:
-        raise TypeError(f"{type(source).__name__} has no with_messages(); it cannot run an agent loop")
-    clone = with_messages(messages)
+        raise TypeError(f"{type(source).__name__} has no {name}(); it cannot run an agent loop")
+    clone = with_messages(list(messages))
     if not isinstance(clone, Source):
-        raise TypeError(
-            f"{type(source).__name__}.with_messages() returned {type(clone).__name__}, not a Source"
-        )
+        raise TypeError(f"{type(source).__name__}.{name}() returned {type(clone).__name__}, not a Source")
     return clone

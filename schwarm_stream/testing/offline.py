@@ -351,7 +351,7 @@ class OfflineProvider:
         results = [b["toolResult"] for b in blocks if isinstance(b.get("toolResult"), Mapping)]
         user = result = None
         if results:  # tool results come back as json or text blocks
-            result = " ".join(_text([c.get("json", c) for c in r.get("content") or ()]) for r in results)
+            result = " ".join(_result_blocks(r.get("content") or ()) for r in results)
         elif last.get("role") == "user":
             user = _text(blocks)
         specs = [t.get("toolSpec") for t in (body.get("toolConfig") or {}).get("tools") or ()]
@@ -384,7 +384,7 @@ class OfflineProvider:
         results = [p["functionResponse"] for p in parts if isinstance(p.get("functionResponse"), Mapping)]
         user = result = None
         if results:
-            result = " ".join(json.dumps(r.get("response"), ensure_ascii=False) for r in results)
+            result = " ".join(_function_response(r.get("response")) for r in results)
         elif last.get("role", "user") == "user":
             user = _text(parts)
         declared = [
@@ -394,10 +394,7 @@ class OfflineProvider:
             for d in t.get("functionDeclarations") or ()
             if isinstance(d, Mapping) and "name" in d
         ]
-        tools = [
-            (d["name"], _lower_types(d.get("parametersJsonSchema") or d.get("parameters") or {}))
-            for d in declared
-        ]
+        tools = [(d["name"], _lower_types(_declared_schema(d))) for d in declared]
         answer = _decide(user, result, tools, [body.get("systemInstruction"), contents], len(contents))
         calls = [{"name": answer.tool[0], "args": json.loads(answer.tool[1])}] if answer.tool else []
         model, ident = "gemini-offline", f"resp-offline-{answer.turn}"
@@ -468,6 +465,31 @@ class OfflineProvider:
         reply = self._stream(lines)
         reply.content_type = NDJSON
         return reply
+
+
+def _result_blocks(blocks: Any) -> str:
+    """A Bedrock ``toolResult``'s content as text: ``text`` blocks as they are, ``json`` blocks as JSON."""
+    return "".join(
+        _text(b["text"]) if "text" in b else json.dumps(b.get("json"), ensure_ascii=False)
+        for b in blocks
+        if isinstance(b, Mapping)
+    )
+
+
+def _function_response(response: Any) -> str:
+    """A Gemini ``functionResponse.response`` as text; ``{"output": x}`` (the documented key) is ``x``."""
+    if isinstance(response, Mapping) and set(response) == {"output"}:
+        output = response["output"]
+        return output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+    return json.dumps(response, ensure_ascii=False)
+
+
+def _declared_schema(declaration: Mapping[str, Any]) -> Any:
+    # google-genai passes a dict's snake_case keys through; the API reads either spelling (proto JSON).
+    for key in ("parametersJsonSchema", "parameters_json_schema", "parameters"):
+        if declaration.get(key):
+            return declaration[key]
+    return {}
 
 
 def _lower_types(schema: Any) -> Any:
