@@ -75,15 +75,16 @@ async def test_max_delay_checked_on_arrival(monkeypatch: pytest.MonkeyPatch) -> 
     now = {"t": 0.0}
     monkeypatch.setattr(tr, "time", types.SimpleNamespace(monotonic=lambda: now["t"]))
 
-    def parts() -> Any:
-        async def gen() -> Any:
-            for i, p in enumerate(["aaa", "bbb", "ccc", "ddd"]):
-                now["t"] = i * 0.2
-                yield p
+    arrival = {"aaa": 0.0, "bbb": 0.2, "ccc": 0.4, "ddd": 0.6}
 
-        return gen()
+    class Arrivals:
+        # the clock moves as the stream receives each part (timed reads may read a few ahead)
+        @schwarm_stream.hookimpl
+        def stream_receive(self, stream: Any, event: Any) -> None:
+            if type(event) is Chunk:
+                now["t"] = arrival[event.text]
 
-    events, _ = await deliver([Smoother("word", max_delay=0.3)], parts)
+    events, _ = await deliver([Arrivals(), Smoother("word", max_delay=0.3)], ["aaa", "bbb", "ccc", "ddd"])
     assert texts(events) == ["aaabbbccc", "ddd"]
 
 
