@@ -13,12 +13,12 @@ ends without its blank line, marked :attr:`SSE.unterminated`.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from typing import NamedTuple
 
 from .._errors import LimitExceeded, ProtocolError
 
-__all__ = ["SSE", "iter_sse"]
+__all__ = ["SSE", "SSEReader", "iter_sse"]
 
 
 class SSE(NamedTuple):
@@ -89,6 +89,169 @@ def _field(line: str, event: str, data: list[str]) -> str:
     return event
 
 
+class SSEReader:
+    """The framing as a push parser: :meth:`feed` it each chunk of the body, then :meth:`end`.
+
+    :func:`iter_sse` drives one over an async iterator; a transport that loops over
+    the body itself calls it inline, one async-generator layer less per chunk. Each
+    call returns the events the chunk completes, to iterate at once; an error
+    (invalid UTF-8, the byte cap) is raised in order, after the events before it.
+
+    The common chunk (nothing held back from the previous one, no CR, ends with a
+    blank line, each event one ``data`` line) is framed by one decode and one split
+    on blank lines. Any other chunk goes through the general line reader, which
+    gives the same events for those chunks (a property test checks it).
+    """
+
+    __slots__ = (
+        "_clean",
+        "_data",
+        "_event",
+        "_lines",
+        "_pending",
+        "_utf8",
+        "max_event_bytes",
+        "offset",
+        "provider",
+        "unterminated",
+    )
+
+    def __init__(
+        self,
+        *,
+        provider: str | None = None,
+        max_event_bytes: int = 16 << 20,
+        unterminated: bool = False,
+    ) -> None:
+        self.provider = provider
+        self.max_event_bytes = max_event_bytes
+        self.unterminated = unterminated
+        self.offset = 0  # bytes consumed so far
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+        self._lines = _Lines()
+        self._event = ""  # the event being assembled: its name and data lines
+        self._data: list[str] = []
+        self._pending = 0  # bytes of the event being assembled
+        self._clean = True  # nothing held back from the previous chunk: the fast path may take the next
+
+    def feed(self, raw: bytes) -> Iterable[SSE]:
+        """The events that ``raw``, the next chunk of the body, completes."""
+        if self._clean and raw[-2:] == b"\n\n" and b"\r" not in raw and len(raw) <= self.max_event_bytes:
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                return self._general(raw)  # it reports the error with its byte offset
+            offset = self.offset + len(raw)
+            out = []
+            for part in text.split("\n\n"):
+                if part:  # not the end of the chunk, nor one more blank line
+                    if part[:5] != "data:" or "\n" in part:
+                        return self._general(raw)  # comments, fields, several lines: nothing taken yet
+                    value = part[6:] if part[5:6] == " " else part[5:]
+                    if value:  # empty-data events are skipped
+                        out.append(SSE("message", value, offset))
+            self.offset = offset
+            return out
+        return self._general(raw)
+
+    def _general(self, raw: bytes) -> Iterator[SSE]:
+        """The line reader: any chunk, in any state."""
+        max_event_bytes = self.max_event_bytes
+        provider = self.provider
+        try:
+            text = self._utf8.decode(raw)
+        except UnicodeDecodeError as exc:
+            # exc.object is the decoder's held-back bytes (a character cut by the previous read) + raw
+            at = self.offset - (len(exc.object) - len(raw)) + exc.start
+            raise ProtocolError(
+                f"invalid UTF-8 in the response body at byte {at}: {exc.object[exc.start : exc.end]!r}",
+                offset=at,
+                provider=provider,
+            ) from exc
+        self._clean = False
+        self.offset = offset = self.offset + len(raw)
+        self._pending += len(raw)
+        if self._pending > max_event_bytes and "\n" not in text and "\r" not in text:
+            raise LimitExceeded(
+                f"a single SSE event exceeds limits.max_event_bytes={max_event_bytes} (at byte {offset})",
+                limit="max_event_bytes",
+                provider=provider,
+            )
+        if not text:
+            self._check_clean()
+            return
+        for line in self._lines.feed(text):
+            if not line:  # a blank line ends an event (dispatched or not: keep-alive comments)
+                self._pending = 0
+                data = self._data
+                if data:
+                    joined = data[0] if len(data) == 1 else "\n".join(data)
+                    self._data = []
+                    if joined:
+                        if len(joined) > max_event_bytes:
+                            raise LimitExceeded(
+                                f"an SSE event of {len(joined)} characters exceeds "
+                                f"limits.max_event_bytes={max_event_bytes} (event ending at byte {offset})",
+                                limit="max_event_bytes",
+                                provider=provider,
+                            )
+                        yield SSE(self._event or "message", joined, offset)
+                self._event = ""
+            elif line.startswith("data:"):  # the common line, first
+                self._data.append(line[6:] if line[5:6] == " " else line[5:])
+            else:
+                self._event = _field(line, self._event, self._data)
+        if self._pending > max_event_bytes:  # an event of many lines still growing past the cap
+            raise LimitExceeded(
+                f"a single SSE event exceeds limits.max_event_bytes={max_event_bytes} (at byte {offset})",
+                limit="max_event_bytes",
+                provider=provider,
+            )
+        self._check_clean()
+
+    def _check_clean(self) -> None:
+        lines = self._lines
+        self._clean = not (
+            lines.partial
+            or lines.cr
+            or self._data
+            or self._event
+            or self._pending
+            or self._utf8.getstate()[0]
+        )
+
+    def end(self) -> list[SSE]:
+        """At the end of the body: the last event, if it is dispatched (or kept ``unterminated``)."""
+        offset = self.offset
+        try:
+            self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            at = offset - len(exc.object) + exc.start  # where the cut character starts
+            raise ProtocolError(
+                f"the response body ends inside a UTF-8 character (starting at byte {at})",
+                offset=at,
+                provider=self.provider,
+            ) from exc
+        blank, open_line = self._lines.end()
+        event, data = self._event, self._data
+        self._event, self._data, self._pending, self._clean = "", [], 0, True
+        if blank:
+            # A body ending in a lone CR: held back in case an LF followed; at the end it is
+            # a line end, the blank line that dispatches the last event.
+            joined = "\n".join(data)
+            return [SSE(event or "message", joined, offset)] if joined else []
+        # The body ended cleanly without the blank line that dispatches its last
+        # event (WHATWG drops such an event; both SDKs accept it). It is handed on
+        # marked ``unterminated``: the source accepts it only if it is the
+        # protocol's terminator, so a cut inside any payload stays truncated.
+        if not self.unterminated:
+            return []
+        if open_line is not None:
+            event = _field(open_line, event, data)
+        joined = "\n".join(data)
+        return [SSE(event or "message", joined, offset, True)] if joined else []
+
+
 async def iter_sse(
     chunks: AsyncIterator[bytes],
     *,
@@ -102,84 +265,10 @@ async def iter_sse(
     that ends cleanly without its blank line is yielded too, marked
     :attr:`SSE.unterminated`; without it, such an event is dropped (WHATWG).
     """
-    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-    lines = _Lines()
-    event = ""  # the event being assembled: its name and data lines
-    data: list[str] = []
-    offset = 0  # bytes consumed so far
-    pending = 0  # bytes of the event being assembled
+    reader = SSEReader(provider=provider, max_event_bytes=max_event_bytes, unterminated=unterminated)
+    feed = reader.feed
     async for raw in chunks:
-        try:
-            text = utf8.decode(raw)
-        except UnicodeDecodeError as exc:
-            # exc.object is the decoder's held-back bytes (a character cut by the previous read) + raw
-            at = offset - (len(exc.object) - len(raw)) + exc.start
-            raise ProtocolError(
-                f"invalid UTF-8 in the response body at byte {at}: {exc.object[exc.start : exc.end]!r}",
-                offset=at,
-                provider=provider,
-            ) from exc
-        offset += len(raw)
-        pending += len(raw)
-        if pending > max_event_bytes and "\n" not in text and "\r" not in text:
-            raise LimitExceeded(
-                f"a single SSE event exceeds limits.max_event_bytes={max_event_bytes} (at byte {offset})",
-                limit="max_event_bytes",
-                provider=provider,
-            )
-        if not text:
-            continue
-        for line in lines.feed(text):
-            if not line:  # a blank line ends an event (dispatched or not: keep-alive comments)
-                pending = 0
-                if data:
-                    joined = data[0] if len(data) == 1 else "\n".join(data)
-                    data = []
-                    if joined:
-                        if len(joined) > max_event_bytes:
-                            raise LimitExceeded(
-                                f"an SSE event of {len(joined)} characters exceeds "
-                                f"limits.max_event_bytes={max_event_bytes} (event ending at byte {offset})",
-                                limit="max_event_bytes",
-                                provider=provider,
-                            )
-                        yield SSE(event or "message", joined, offset)
-                event = ""
-            elif line.startswith("data:"):  # the common line, first
-                data.append(line[6:] if line[5:6] == " " else line[5:])
-            else:
-                event = _field(line, event, data)
-        if pending > max_event_bytes:  # an event of many lines still growing past the cap
-            raise LimitExceeded(
-                f"a single SSE event exceeds limits.max_event_bytes={max_event_bytes} (at byte {offset})",
-                limit="max_event_bytes",
-                provider=provider,
-            )
-    try:
-        utf8.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        at = offset - len(exc.object) + exc.start  # where the cut character starts
-        raise ProtocolError(
-            f"the response body ends inside a UTF-8 character (starting at byte {at})",
-            offset=at,
-            provider=provider,
-        ) from exc
-    blank, open_line = lines.end()
-    if blank:
-        # A body ending in a lone CR: held back in case an LF followed; at the end it is
-        # a line end, the blank line that dispatches the last event.
-        joined = "\n".join(data)
-        if joined:
-            yield SSE(event or "message", joined, offset)
-        return
-    # The body ended cleanly without the blank line that dispatches its last
-    # event (WHATWG drops such an event; both SDKs accept it). It is handed on
-    # marked ``unterminated``: the source accepts it only if it is the
-    # protocol's terminator, so a cut inside any payload stays truncated.
-    if not unterminated:
-        return
-    if open_line is not None:
-        event = _field(open_line, event, data)
-    joined = "\n".join(data)
-    if joined:
-        yield SSE(event or "message", joined, offset, True)
+        for sse in feed(raw):
+            yield sse
+    for sse in reader.end():
+        yield sse
