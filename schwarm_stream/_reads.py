@@ -154,7 +154,8 @@ class TimedReads(HookDelivery):
         exc, self._end = self._end, None
         if isinstance(exc, StopAsyncIteration):
             return EXHAUSTED
-        assert exc is not None  # the pump wakes the loop only with an event or its end
+        if exc is None:  # the pump wakes the loop only with an event or its end: a broken invariant
+            raise RuntimeError("schwarm_stream: the read-ahead pump woke the loop with neither an event nor an end")
         self._read_failed(exc)
 
     async def _pump_loop(self, anext_: Callable[[], Any]) -> None:
