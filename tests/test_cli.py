@@ -83,7 +83,7 @@ def test_version(runner: CliRunner) -> None:
 # ---------------------------------------------------------------------------------------------- demo
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "responses"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "responses", "gemini", "ollama", "bedrock"])
 def test_demo_streams_a_tool_loop(runner: CliRunner, provider: str) -> None:
     result = invoke(
         runner, "demo", "--provider", provider, "--chunk-delay", "0", "--prompt", "Weather in Oslo?"
@@ -118,6 +118,22 @@ def test_demo_json_prints_one_object_per_turn(runner: CliRunner) -> None:
     assert second["tool_calls"] == [] and second["tool_results"] == []
     assert first["stats"]["attempts"] == 1 and first["stats"]["chunks"] > 0
     assert first["usage"]["output_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    ("provider", "finish_reason"), [("gemini", "STOP"), ("ollama", "stop"), ("bedrock", "tool_use")]
+)
+def test_demo_json_on_native_protocols(runner: CliRunner, provider: str, finish_reason: str) -> None:
+    # each protocol's own SDK over a socket: its finish reason and its tool-call ids come through as sent
+    result = invoke(runner, "demo", "--provider", provider, "--json", "--chunk-delay", "0")
+    assert result.exit_code == 0, result.output
+    first, second = json_lines(result.output)
+    assert first["complete"] is True and first["finish_reason"] == finish_reason
+    [call] = first["tool_calls"]
+    assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "Paris"}
+    [res] = first["tool_results"]
+    assert res["id"] == call["id"] and res["error"] is None
+    assert second["complete"] is True and second["text"] == f"The tool returned: {res['content']}"
 
 
 def test_demo_max_turns_is_not_a_success(runner: CliRunner) -> None:

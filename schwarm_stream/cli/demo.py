@@ -20,6 +20,17 @@ WEATHER_TOOL_SCHEMA = {
 }
 
 
+#: ``--provider``: the SDK each protocol's demo streams through (named in its header line).
+DEMO_SDKS = {
+    "openai": "OpenAI SDK",
+    "anthropic": "Anthropic SDK",
+    "responses": "OpenAI SDK",
+    "gemini": "google-genai SDK",
+    "ollama": "ollama SDK",
+    "bedrock": "boto3 (Bedrock ConverseStream)",
+}
+
+
 def get_weather(city: str) -> dict[str, Any]:
     """The demo's tool: a deterministic, offline weather report."""
     return {"city": city, "temperature_c": 18 + len(city) % 7, "conditions": "partly cloudy"}
@@ -31,15 +42,17 @@ def get_weather(city: str) -> dict[str, Any]:
 Examples:
   schwarm-stream demo
   schwarm-stream demo --provider anthropic --prompt "Weather in Oslo?"
+  schwarm-stream demo --provider gemini    # also ollama, bedrock (their SDK extras)
   schwarm-stream demo --faults             # truncation caught, reset restarted, partial JSON
   schwarm-stream demo --json | jq .text""",
 )
 @click.option(
     "--provider",
-    type=click.Choice(["openai", "anthropic", "responses"]),
+    type=click.Choice(list(DEMO_SDKS)),
     default="openai",
     show_default=True,
-    help="SDK and protocol: OpenAI Chat Completions, Anthropic Messages or OpenAI Responses.",
+    help="SDK and protocol: OpenAI Chat Completions, Anthropic Messages, OpenAI Responses, Gemini "
+    "(google-genai), Ollama /api/chat (ollama) or Bedrock ConverseStream (boto3).",
 )
 @click.option("--prompt", default="What's the weather in Paris?", show_default=True, help="The user message.")
 @click.option(
@@ -78,6 +91,8 @@ def _demo_source(provider: str, server: Any, prompt: str) -> Any:
 
     messages = [{"role": "user", "content": prompt}]
     try:
+        if provider in ("gemini", "ollama", "bedrock"):
+            return _native_protocol_source(provider, server, prompt)
         if provider == "anthropic":
             import anthropic
 
@@ -99,8 +114,52 @@ def _demo_source(provider: str, server: Any, prompt: str) -> Any:
         tool = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_TOOL_SCHEMA}}
         return openai_chat(client, model="offline", messages=messages, tools=[tool])
     except ImportError as exc:
-        extra = "anthropic" if provider == "anthropic" else "openai"
+        extra = "openai" if provider == "responses" else provider
         fail(f"the demo needs the {extra} SDK ({exc})", f"pip install 'schwarm-stream[{extra}]'")
+
+
+def _native_protocol_source(provider: str, server: Any, prompt: str) -> Any:
+    """Gemini, Ollama or Bedrock through its official SDK, pointed at the loopback server."""
+    if provider == "gemini":
+        from google import genai
+
+        from ..sources import gemini_generate
+
+        gemini = genai.Client(api_key="offline", http_options={"base_url": server.url})
+        tools = [{"function_declarations": [{"name": "get_weather", "parameters": WEATHER_TOOL_SCHEMA}]}]
+        return gemini_generate(gemini, model="gemini-offline", contents=prompt, config={"tools": tools})
+    if provider == "ollama":
+        import ollama
+
+        from ..sources import ollama_chat
+
+        tool = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_TOOL_SCHEMA}}
+        return ollama_chat(
+            ollama.AsyncClient(host=server.url),
+            model="offline",
+            messages=[{"role": "user", "content": prompt}],
+            tools=[tool],
+        )
+    import boto3
+
+    from ..sources import bedrock_converse
+
+    # dummy credentials for this client only: it talks to the loopback server, never to AWS
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="offline",
+        aws_secret_access_key="offline",
+    )
+    return bedrock_converse(
+        bedrock,
+        modelId="offline",
+        messages=[{"role": "user", "content": [{"text": prompt}]}],
+        toolConfig={
+            "tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": WEATHER_TOOL_SCHEMA}}}]
+        },
+    )
 
 
 async def _demo(
@@ -117,8 +176,9 @@ async def _demo(
         source = _demo_source(provider, server, prompt)
         loop = agent_loop(source, tools={"get_weather": get_weather}, max_turns=max_turns, pipeline=pipeline)
         if not as_json:
-            sdk = "Anthropic" if provider == "anthropic" else "OpenAI"
-            r.line(f"schwarm-stream demo · offline provider at {server.url} · {sdk} SDK", dim=True)
+            r.line(
+                f"schwarm-stream demo · offline provider at {server.url} · {DEMO_SDKS[provider]}", dim=True
+            )
             r.line(f"user: {prompt}", bold=True)
         try:
             async for ev in loop:
