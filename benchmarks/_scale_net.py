@@ -55,6 +55,18 @@ MESSAGES: Any = [{"role": "user", "content": "weather?"}]
 #: New streams per second at most: opening one (connection, request, stream) costs milliseconds of CPU here, and
 #: a burst of 10,000 would starve the open streams (their first-chunk timeouts fire) and overflow the accept queue.
 CONNECT_RATE = 400.0
+#: The curve opens at this rate instead: what two shared cores sustain while the streams already open are fed
+#: (at 400/s the opening of 10,000 streams alone took more CPU than the process had).
+CURVE_CONNECT_RATE = 100.0
+#: The curve's streams run with ``timeouts.first_chunk`` and ``timeouts.idle`` raised to this (default 30 s and
+#: 15 s): the memory phase holds 10,000 streams open for minutes, and a chunk that is merely late during the
+#: opening ramp must show as added delay rather than end its stream.
+CURVE_TIMEOUT = 600.0
+
+
+def curve_pipeline() -> schwarm_stream.Pipeline:
+    """The default plugin set (autoload on, as installed) with the curve's raised first-chunk and idle timeouts."""
+    return schwarm_stream.Pipeline(config={"timeouts": {"first_chunk": CURVE_TIMEOUT, "idle": CURVE_TIMEOUT}})
 
 
 def raise_nofile(need: int) -> dict[str, int]:
@@ -83,10 +95,12 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-#: Streams per httpx client. With all 10,000 streams on one client the run did not finish in 3 minutes; spread
-#: over clients of 250 it did. The likely cause (not profiled) is the pool's per-request work over all of its
-#: connections; a server holding that many streams would spread them over several clients too.
-STREAMS_PER_CLIENT = 250
+#: Streams per httpx client. httpcore's pool does work over all of its connections on every request added or
+#: removed (``AsyncConnectionPool._assign_requests_to_connections``), and for each idle connection it counts all
+#: of them again (``len([... for connection in self._connections])``), so a client's cost per stream grows with
+#: its connections: all 10,000 streams on one client did not finish in 3 minutes. A fixed number per client keeps
+#: that cost the same at every point of the curve; a server holding that many streams would spread them too.
+STREAMS_PER_CLIENT = 100
 
 
 class Clients:
@@ -142,24 +156,36 @@ async def _floor_stream(client: httpx.AsyncClient, url: str, spec: dict[str, Any
 
 
 async def paced(
-    url: str, server_pid: int, *, streams: int, n: int, interval: float, floor: bool = False
+    url: str,
+    server_pid: int,
+    *,
+    streams: int,
+    n: int,
+    interval: float,
+    floor: bool = False,
+    pipeline: schwarm_stream.Pipeline | None = None,
+    connect_rate: float = CONNECT_RATE,
 ) -> dict[str, Any]:
     """``streams`` concurrent streams of ``n`` text chunks, one every ``interval`` seconds each.
 
-    ``floor=True`` reads them with the hand-written httpx + orjson client instead of schwarm_stream.
+    ``floor=True`` reads them with the hand-written httpx + orjson client instead of schwarm_stream;
+    ``pipeline`` opens them there (default: the process default pipeline, ``schwarm_stream.open``);
+    at most ``connect_rate`` new streams per second.
     """
+    opener = pipeline.open if pipeline is not None else schwarm_stream.open
     base = url + "/paced/v1"
     client = _client(streams)
     delays: list[float] = []
     outcomes: list[str | None] = []
     errors: dict[str, int] = {}
     mono = time.monotonic
+    live = [0, 0]  # streams opened (their response began), streams ended
     try:
-        # Warm up: connections, lazy imports, the default pipeline's plugin table.
-        async with schwarm_stream.open(_source(base, client[0], mono(), 2, 0.001)) as s:
+        # Warm up: connections, lazy imports, the pipeline's plugin table.
+        async with opener(_source(base, client[0], mono(), 2, 0.001)) as s:
             async for _ev in s:
                 pass
-        stagger = max(interval, streams / CONNECT_RATE)
+        stagger = max(interval, streams / connect_rate)
         start = mono() + 0.2
 
         async def one(k: int) -> None:
@@ -175,9 +201,11 @@ async def paced(
                         delays.append(mono() - (t0 + j * interval))
 
                     spec = {"t0": t0, "n": n, "interval": interval}
+                    live[0] += 1
                     outcomes.append(await _floor_stream(client[k], base + "/chat/completions", spec, got))
                     return
-                async with schwarm_stream.open(_source(base, client[k], t0, n, interval)) as s:
+                async with opener(_source(base, client[k], t0, n, interval)) as s:
+                    live[0] += 1
                     async for ev in s:
                         if type(ev) is Chunk:
                             j += 1
@@ -185,6 +213,8 @@ async def paced(
                 outcomes.append(s.outcome)
             except Exception as exc:  # counted and reported: a scale test must say what failed
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            finally:
+                live[1] += 1
 
         # The steady window: every stream open (and its first chunk in), none finished yet.
         w0, w1 = start + stagger + interval, start + n * interval
@@ -193,8 +223,10 @@ async def paced(
         async def sample() -> None:
             await asyncio.sleep(max(0.0, w0 - mono()))
             window.update(t0=mono(), cpu0=time.process_time(), n0=len(delays), s0=proc_cpu(server_pid))
+            window.update(opened0=live[0], ended0=live[1])
             await asyncio.sleep(max(0.0, w1 - mono()))
             window.update(t1=mono(), cpu1=time.process_time(), n1=len(delays), s1=proc_cpu(server_pid))
+            window.update(opened1=live[0], ended1=live[1])
 
         gc.collect()
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -215,6 +247,9 @@ async def paced(
             "cpu_us_per_chunk": (window["cpu1"] - window["cpu0"]) / (window["n1"] - window["n0"]) * 1e6,
             "cpu_percent_of_core": 100.0 * (window["cpu1"] - window["cpu0"]) / span,
             "server_cpu_percent_of_core": 100.0 * (window["s1"] - window["s0"]) / span,
+            # Open streams (response begun, not ended) when the window opened and when it closed.
+            "open_at_start": int(window["opened0"] - window["ended0"]),
+            "open_at_end": int(window["opened1"] - window["ended1"]),
         }
     return {
         "client": "floor (httpx + orjson)" if floor else "schwarm_stream.open() as installed",
@@ -231,6 +266,7 @@ async def paced(
         "added_delay_ms_max": max(delays) * 1e3 if delays else None,
         "wall_s": wall,
         "ideal_wall_s": 0.2 + stagger + n * interval,
+        "connect_rate": connect_rate,
         "cpu_percent_of_core": 100.0 * cpu / wall,
         "cpu_us_per_chunk": cpu / max(1, chunks) * 1e6,
         "cpu_ms_per_stream": cpu / streams * 1e3,
@@ -238,25 +274,58 @@ async def paced(
     }
 
 
-async def memory(url: str, *, streams: int, trace: bool = True) -> dict[str, Any]:
+#: Seconds the memory phase keeps every stream held (after measuring memory) to take the CPU of open, idle
+#: streams: the per-stream timers (the timeouts plugin's watchdog ticks every ``min(timeouts) / TICKS`` s).
+IDLE_WINDOW = 3.0
+
+
+def _top_stats(snapshot: tracemalloc.Snapshot, base: tracemalloc.Snapshot, per: int, top: int) -> list[Any]:
+    """The ``top`` largest growths of traced memory by source line, in bytes per held stream."""
+    stats = snapshot.compare_to(base, "lineno")
+    return [
+        {
+            "where": f"{Path(st.traceback[0].filename).name}:{st.traceback[0].lineno}",
+            "file": st.traceback[0].filename,
+            "bytes_per_stream": st.size_diff / per,
+            "blocks_per_stream": st.count_diff / per,
+        }
+        for st in stats[:top]
+    ]
+
+
+async def memory(
+    url: str,
+    *,
+    streams: int,
+    trace: bool = True,
+    pipeline: schwarm_stream.Pipeline | None = None,
+    connect_rate: float = CONNECT_RATE,
+    top: int = 0,
+) -> dict[str, Any]:
     """Traced Python memory and RSS per open stream, each stream holding after its first event.
 
-    ``trace=False`` measures RSS only (tracing 10,000 openings takes minutes on a small machine).
+    ``trace=False`` measures RSS only (tracing 10,000 openings takes minutes on a small machine);
+    ``top`` > 0 adds the largest traced growths by source line (bytes per stream). Then, every stream
+    still held and idle, this process's CPU over ``IDLE_WINDOW`` seconds per open stream.
     """
+    opener = pipeline.open if pipeline is not None else schwarm_stream.open
     base = url + "/paced/v1"
     client = _client(streams)
     mono = time.monotonic
     reached = 0
     all_there = asyncio.Event()
     release = asyncio.Event()
+    top_stats: list[Any] = []
+    idle: dict[str, float] = {}
     try:
-        async with schwarm_stream.open(_source(base, client[0], mono(), 2, 0.001)) as s:
+        async with opener(_source(base, client[0], mono(), 2, 0.001)) as s:
             async for _ev in s:
                 pass
-        stagger = streams / CONNECT_RATE
-        # Long enough for every stream to open (tracing slows the openings down), short enough to end soon.
+        stagger = streams / connect_rate
+        # The one text chunk is due long after every stream opened (tracing slows the openings down) and the
+        # idle window ended: the streams are cancelled once measured, so it is never sent.
         start = mono() + 0.2
-        hold_until = start + 3 * stagger + 2.0
+        hold_until = start + 3 * stagger + IDLE_WINDOW + 30.0
 
         failed: dict[str, int] = {}
 
@@ -270,7 +339,7 @@ async def memory(url: str, *, streams: int, trace: bool = True) -> dict[str, Any
             await asyncio.sleep(max(0.0, t0 - 0.05 - mono()))
             held = False
             try:
-                async with schwarm_stream.open(_source(base, client[k], t0, 1, hold_until - t0)) as s:
+                async with opener(_source(base, client[k], t0, 1, hold_until - t0)) as s:
                     async for _ev in s:
                         if not held:
                             held = True
@@ -287,16 +356,30 @@ async def memory(url: str, *, streams: int, trace: bool = True) -> dict[str, Any
         if trace:
             tracemalloc.start()
         traced0 = tracemalloc.get_traced_memory()[0]
+        snap0 = tracemalloc.take_snapshot() if trace and top else None
         tasks = [asyncio.create_task(one(k)) for k in range(streams)]
+        opened_at, ramp_cpu0 = mono(), time.process_time()
         # Each stream holds on its first event (the response began; its one text chunk is due later).
         try:
-            await asyncio.wait_for(all_there.wait(), timeout=60 + streams / 50)
+            await asyncio.wait_for(all_there.wait(), timeout=60 + 3 * stagger)
         except TimeoutError:
             pass  # reported below: fewer streams held than opened
+        ramp_s, ramp_cpu = mono() - opened_at, time.process_time() - ramp_cpu0
         gc.collect()
         traced = tracemalloc.get_traced_memory()[0] - traced0
         rss = rss_bytes() - rss0
+        if snap0 is not None:
+            top_stats = _top_stats(tracemalloc.take_snapshot(), snap0, max(1, reached), top)
         tracemalloc.stop()
+        if reached and mono() + IDLE_WINDOW < hold_until:
+            cpu0, t0 = time.process_time(), mono()
+            await asyncio.sleep(IDLE_WINDOW)
+            cpu, span = time.process_time() - cpu0, mono() - t0
+            idle = {
+                "seconds": span,
+                "cpu_percent_of_core": 100 * cpu / span,
+                "us_per_stream_second": cpu / span / reached * 1e6,
+            }
         release.set()
         for t in tasks:  # measured: close them now rather than wait for their last chunk
             t.cancel()
@@ -308,16 +391,69 @@ async def memory(url: str, *, streams: int, trace: bool = True) -> dict[str, Any
         "streams": streams,
         "held": reached,
         "errors": failed,
+        "connect_rate": connect_rate,
+        "ramp_s": ramp_s,
+        # This process's CPU from the first opening until every stream held, per stream (traced: slower).
+        "open_cpu_ms_per_stream": ramp_cpu / held_n * 1e3,
+        "traced": trace,
         "kib_traced_per_stream": traced / held_n / 1024 if trace else None,
         "kib_rss_per_stream": rss / held_n / 1024,
+        "idle_cpu": idle,
+        "top": top_stats,
         "includes": "the Stream, its plugins' state, the consumer task, httpx's connection and response, buffers",
     }
 
 
-async def run(url: str, server_pid: int, *, quick: bool, log: Any = print) -> dict[str, Any]:
+#: Chunks per second in all, split over the curve's streams: the same total load at every point, so CPU per
+#: chunk is comparable across them.
+CURVE_AGGREGATE = 1000.0
+
+
+async def curve_point(
+    url: str, server_pid: int, streams: int, *, duration: float, floor: bool, top: int = 0, log: Any = print
+) -> dict[str, Any]:
+    """One point of the per-stream cost curve: the paced run (its steady window), then the memory phase."""
+    pipeline = curve_pipeline()
+    interval = streams / CURVE_AGGREGATE
+    # Enough chunks for a steady window of about ``duration`` (at least one interval) after the last stream opened.
+    n = max(6, round((duration + streams / CURVE_CONNECT_RATE) / interval) + 2)
+    log(f"scale curve (sockets): {streams} streams x {n} chunks, {CURVE_AGGREGATE:.0f} chunks/s in all")
+    point = await paced(
+        url,
+        server_pid,
+        streams=streams,
+        n=n,
+        interval=interval,
+        pipeline=pipeline,
+        connect_rate=CURVE_CONNECT_RATE,
+    )
+    if floor:
+        log("  the same with the hand-written floor client")
+        point["floor"] = await paced(
+            url,
+            server_pid,
+            streams=streams,
+            n=n,
+            interval=interval,
+            floor=True,
+            connect_rate=CURVE_CONNECT_RATE,
+        )
+    log(f"  memory with {streams} open streams")
+    point["memory"] = await memory(
+        url, streams=streams, trace=True, pipeline=pipeline, connect_rate=CURVE_CONNECT_RATE, top=top
+    )
+    point["pipeline_plugins"] = sorted(name for name, _ in pipeline.plugin_manager.list_name_plugin())
+    return point
+
+
+async def run(
+    url: str, server_pid: int, *, quick: bool, log: Any = print, curve_points: list[int] | None = None
+) -> dict[str, Any]:
+    """The headroom points, then the curve (``curve_points`` overrides its stream counts)."""
     limits = raise_nofile(10_000 + 200)
     headroom_points = [100] if quick else [100, 1000]
-    curve_points = [10, 100] if quick else [10, 100, 1000, 10_000]
+    if curve_points is None:
+        curve_points = [10, 100] if quick else [10, 100, 1000, 10_000]
     # No more streams than descriptors (client sockets + a margin for everything else).
     usable = max(0, limits["soft"] - 200)
     out: dict[str, Any] = {"nofile": limits, "headroom": [], "curve": [], "not_run": {}}
@@ -328,22 +464,24 @@ async def run(url: str, server_pid: int, *, quick: bool, log: Any = print) -> di
         log("  the same with the hand-written floor client")
         point["floor"] = await paced(url, server_pid, streams=streams, n=n_head, interval=0.05, floor=True)
         out["headroom"].append(point)
-    aggregate = 2000.0
     duration = 1.5 if quick else 6.0
     for streams in curve_points:
         if streams > usable:
             out["not_run"][str(streams)] = f"RLIMIT_NOFILE soft limit {limits['soft']} < {streams} sockets"
             continue
-        interval = streams / aggregate
-        # Enough chunks for a steady window of about ``duration`` after the last stream opened.
-        n = max(6, round((duration + streams / CONNECT_RATE) / interval) + 2)
-        log(f"scale curve (sockets): {streams} streams x {n} chunks, {aggregate:.0f} chunks/s in all")
-        point = await paced(url, server_pid, streams=streams, n=n, interval=interval)
-        if streams <= 100:
-            log("  the same with the hand-written floor client")
-            point["floor"] = await paced(url, server_pid, streams=streams, n=n, interval=interval, floor=True)
-        log(f"  memory with {streams} open streams")
-        point["memory"] = await memory(url, streams=streams, trace=streams <= 1000)
-        out["curve"].append(point)
-    out["aggregate_rate"] = aggregate
+        out["curve"].append(
+            await curve_point(
+                url,
+                server_pid,
+                streams,
+                duration=duration,
+                floor=streams <= 100,
+                top=10 if streams >= 1000 else 0,
+                log=log,
+            )
+        )
+    out["aggregate_rate"] = CURVE_AGGREGATE
+    out["curve_connect_rate"] = CURVE_CONNECT_RATE
+    out["curve_timeouts"] = {"first_chunk": CURVE_TIMEOUT, "idle": CURVE_TIMEOUT}
+    out["streams_per_client"] = STREAMS_PER_CLIENT
     return out
