@@ -75,6 +75,8 @@ async def one(sid: str, ports: list[int], start: int, deadline: float) -> dict[s
         "sha": hashlib.sha256(joined.encode()).hexdigest(),
         "frames": len(frames),
         "reconnects": reconnects,
+        "refused": refused,
+        "statuses": statuses[-4:],  # the last responses: what a failing test shows
     }
 
 

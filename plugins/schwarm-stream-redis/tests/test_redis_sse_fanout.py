@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -91,16 +92,19 @@ async def test_a_thousand_sse_readers_over_four_web_processes_survive_killed_pro
         await wait_written(stream, 1)
         per = CLIENTS // CLIENT_PROCS
         outs = [tmp_path / f"clients{k}.json" for k in range(CLIENT_PROCS)]
-        for k, out in enumerate(outs):
+
+        def clients(k: int) -> subprocess.Popen[bytes]:
             argv = ["--stream-id", sid, "--ports", ",".join(map(str, ports)), "--clients", str(per)]
-            argv += ["--first", str(k * per), "--out", str(out)]
-            procs.append(
-                subprocess.Popen(  # noqa: ASYNC220 - a fire-and-forget start, like web()
-                    [sys.executable, str(HERE / "sse_clients_proc.py"), *argv],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                )
+            argv += ["--first", str(k * per), "--out", str(outs[k])]
+            proc = subprocess.Popen(  # noqa: ASYNC220 - a fire-and-forget start, like web()
+                [sys.executable, str(HERE / "sse_clients_proc.py"), *argv],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
+            procs.append(proc)
+            return proc
+
+        readers = [clients(k) for k in range(CLIENT_PROCS)]
 
         async def all_blocked() -> bool:  # every reader is mid-stream, in XREAD BLOCK on the gated log
             info = await rclient.info("clients")
@@ -112,6 +116,10 @@ async def test_a_thousand_sse_readers_over_four_web_processes_survive_killed_pro
             webs[k].wait(10)
             webs[k] = web(ports[k], redis_server.url)
             procs.append(webs[k])
+        # a reader process dies too, its 250 readers with it; restarted, they read the log from its start
+        readers[0].send_signal(signal.SIGKILL)
+        readers[0].wait(10)
+        readers[0] = clients(0)
         gate.set()
         message = await asyncio.wait_for(produced, 40)
         assert message.text == "".join(f"w{i} " for i in range(n))
@@ -133,6 +141,9 @@ async def test_a_thousand_sse_readers_over_four_web_processes_survive_killed_pro
     full = "".join([f async for f in await sse_frames(rclient, "acme", sid, heartbeat=0.1)])
     reference = kept_frames(full)
     assert len(reference) >= n + 1  # every word, the finish and the end
+    # the log holds exactly the writer's events: every word once, in order
+    words_in_log = [w for f in reference for w in re.findall(r"w\d+ ", f)]
+    assert words_in_log == [f"w{i} " for i in range(n)]
     sha = hashlib.sha256("".join(reference).encode()).hexdigest()
     results = [r for out in outs for r in json.loads(out.read_text())]
     assert len(results) == CLIENTS
