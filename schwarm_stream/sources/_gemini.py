@@ -14,6 +14,12 @@ event; each carries the *new* parts of each candidate (not the text so far). Nor
   deltas): each is one :class:`~schwarm_stream.ToolCallDelta` at an index of its own, with the
   arguments as compact JSON and the call's ``id`` where the API sends one (the Gemini API often
   sends none: the message then names it ``call_<index>``, and Gemini matches responses by name);
+  with Vertex AI's ``stream_function_call_arguments`` a call comes in pieces instead: its name
+  with ``will_continue``, then ``partial_args`` (a JSON path and a value, strings in pieces), until
+  a part without ``will_continue`` (or the candidate's finish) ends it. Each piece is a
+  ``ToolCallDelta`` at the call's index whose text extends the arguments' JSON, so the fragments
+  join to exactly their ``json.dumps``; a path back into arguments already written is a
+  :class:`~schwarm_stream.ProtocolError`;
 - other parts (``executable_code``, ``code_execution_result``, ``inline_data``, ``file_data``, ...)
   → a ``block`` extra carrying the part; ``grounding_metadata``, ``citation_metadata``,
   ``url_context_metadata`` → ``grounding`` / ``citation`` / ``url_context`` extras;
@@ -49,11 +55,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._classify import classify
-from .._errors import StreamError, StreamIncomplete
+from .._errors import ProtocolError, StreamError, StreamIncomplete
 from .._events import Chunk, ChunkKind, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from ._base import Source
 from ._protocol import CONTINUE_PROMPT
@@ -112,13 +119,140 @@ def _usage(u: Any, raw: Any) -> Usage:
     return Usage(u.prompt_token_count, out, extras, 0, raw)
 
 
+_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\[(\d+)\]")
+
+
+def _json_path(path: str | None) -> tuple[str | int, ...]:
+    """``$.a.b[0]['c d']`` (RFC 9535, the forms ``PartialArg.json_path`` uses) as its steps."""
+    if not path or not path.startswith("$"):
+        raise ProtocolError(f"gemini: a partial_args json_path {path!r} does not start with '$'")
+    steps: list[str | int] = []
+    pos = 1
+    while pos < len(path):
+        m = _PATH_STEP.match(path, pos)
+        if m is None:
+            raise ProtocolError(f"gemini: cannot read the partial_args json_path {path!r} at {pos}")
+        name, single, double, number = m.groups()
+        if number is not None:
+            steps.append(int(number))
+        else:
+            key = name if name is not None else single if single is not None else double
+            steps.append(re.sub(r"\\(.)", r"\1", key or ""))
+        pos = m.end()
+    if not steps:
+        raise ProtocolError(f"gemini: a partial_args json_path {path!r} names no argument")
+    return tuple(steps)
+
+
+class _ArgsWriter:
+    """The JSON text of a function call whose arguments stream as ``partial_args`` (Vertex AI's
+    ``stream_function_call_arguments``), written as the values arrive.
+
+    Each ``PartialArg`` is a JSON path and a value; a string may come in pieces (``will_continue``).
+    The text is written in arrival order: containers open on the way to a path and close when a
+    later path leaves them, so the concatenated fragments are exactly ``json.dumps`` of the
+    arguments. A path that goes back into a container already closed (or skips an array slot)
+    cannot be written as one JSON text: a :class:`~schwarm_stream.ProtocolError`, not a wrong call.
+    """
+
+    __slots__ = ("closed", "closers", "counts", "open_string", "stack", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.stack: list[str | int] = []  # the steps to the container open now (root: [])
+        self.closers: list[str] = []  # "]" or "}" for each open container but the root
+        self.counts: list[int] = [0]  # members written in each open container, root first
+        self.closed: set[tuple[str | int, ...]] = set()  # paths written in full
+        self.open_string: tuple[str | int, ...] | None = None  # a string value awaiting its next piece
+
+    def feed(self, arg: Any) -> str:
+        """The JSON text one ``PartialArg`` adds."""
+        out: list[str] = []
+        if not self.started:
+            self.started = True
+            out.append("{")
+        steps = _json_path(arg.json_path)
+        more = bool(arg.will_continue)
+        if self.open_string is not None:
+            if steps == self.open_string:
+                out.append(_dumps(arg.string_value or "")[1:-1])
+                if not more:
+                    out.append('"')
+                    self.open_string = None
+                return "".join(out)
+            out.append('"')  # its last piece never came: the string ends where the next path begins
+            self.open_string = None
+        parents = steps[:-1]
+        shared = 0
+        while shared < min(len(parents), len(self.stack)) and parents[shared] == self.stack[shared]:
+            shared += 1
+        self._close(shared, out)
+        for depth in range(shared, len(steps)):
+            step = steps[depth]
+            if steps[: depth + 1] in self.closed:
+                raise ProtocolError(
+                    f"gemini: partial_args for {arg.json_path!r} go back into arguments already written"
+                )
+            count = self.counts[-1]
+            if isinstance(step, int):
+                if step != count:
+                    raise ProtocolError(
+                        f"gemini: partial_args for {arg.json_path!r} skip or repeat array element {count}"
+                    )
+                out.append("," if count else "")
+            else:
+                out.append(("," if count else "") + _dumps(step) + ":")
+            self.counts[-1] = count + 1
+            if depth < len(steps) - 1:  # a container on the way: an array when the next step is an index
+                array = isinstance(steps[depth + 1], int)
+                out.append("[" if array else "{")
+                self.closers.append("]" if array else "}")
+                self.stack.append(step)
+                self.counts.append(0)
+        if arg.string_value is not None:
+            text = _dumps(arg.string_value)
+            out.append(text[:-1] if more else text)
+            if more:
+                self.open_string = steps
+        elif arg.bool_value is not None:
+            out.append("true" if arg.bool_value else "false")
+        elif arg.number_value is not None:
+            number = float(arg.number_value)  # a double on the wire; integral ones as JSON integers
+            out.append(_dumps(int(number)) if number.is_integer() else _dumps(number))
+        else:  # null_value
+            out.append("null")
+        self.closed.add(steps)
+        return "".join(out)
+
+    def _close(self, depth: int, out: list[str]) -> None:
+        """Close the open containers deeper than ``depth`` steps."""
+        while len(self.stack) > depth:
+            step = self.stack.pop()
+            self.counts.pop()
+            self.closed.add((*self.stack, step))
+            out.append(self.closers.pop())
+
+    def end(self) -> str:
+        """The text that closes the arguments (``{}`` when no argument came)."""
+        out = [] if self.started else ["{"]
+        self.started = True
+        if self.open_string is not None:
+            out.append('"')
+            self.open_string = None
+        self._close(0, out)
+        out.append("}")
+        return "".join(out)
+
+
 class _Candidate:
-    __slots__ = ("finish", "kind", "open")
+    __slots__ = ("call", "call_index", "finish", "kind", "open")
 
     def __init__(self) -> None:
         self.kind: str | None = None  # the kind of the part open now ("text", "reasoning")
         self.open = -1  # its index
         self.finish: str | None = None
+        self.call: _ArgsWriter | None = None  # a function call whose arguments stream (will_continue)
+        self.call_index = -1
 
 
 class GeminiNormalizer:
@@ -176,6 +310,10 @@ class GeminiNormalizer:
             if reason is not None:
                 cand.finish = reason
                 if reason not in _NOT_FINAL:
+                    if cand.call is not None:  # the candidate ended inside a streamed call: it ends too
+                        closing = cand.call.end()
+                        cand.call = None
+                        out.append(ToolCallDelta(cand.call_index, None, None, closing, choice, 0, r))
                     out.append(Finish(reason, choice, 0, r))
                     if c.finish_message:
                         out.append(Extra("finish_message", max(cand.open, 0), c.finish_message, 0, r))
@@ -200,15 +338,26 @@ class GeminiNormalizer:
         out: list[Event] = []
         fc = part.function_call
         if fc is not None:
-            index = self._index(cand, None)
-            cand.kind = "function_call"
-            if fc.name is None and fc.partial_args:
-                # Streamed argument fragments (Vertex streamFunctionCallArguments) are not mapped
-                # onto deltas: they are carried as they came.
-                out.append(Extra("block", index, {"type": "partial_function_call", **_dump(fc)}, 0, r))
+            writer = cand.call
+            if writer is not None and fc.name is None:  # the next part of a call whose arguments stream
+                index = cand.call_index
+                text = "".join(writer.feed(a) for a in fc.partial_args or ())
+            elif fc.will_continue or (fc.name is None and fc.partial_args):
+                # Vertex AI's stream_function_call_arguments: the name first, then partial_args,
+                # until a part without will_continue ends the call.
+                index = self._index(cand, None)
+                writer = cand.call = _ArgsWriter()
+                cand.call_index = index
+                text = "".join(writer.feed(a) for a in fc.partial_args or ())
             else:
-                args = _dumps(fc.args if fc.args is not None else {})
-                out.append(ToolCallDelta(index, fc.id, fc.name, args, choice, 0, r))
+                index = self._index(cand, None)
+                text = _dumps(fc.args if fc.args is not None else {})
+            cand.kind = "function_call"
+            if writer is not None and not fc.will_continue:
+                text += writer.end()
+                cand.call = None
+            if text or fc.name is not None or fc.id is not None:
+                out.append(ToolCallDelta(index, fc.id, fc.name, text, choice, 0, r))
         elif part.text is not None:
             kind: ChunkKind = "reasoning" if part.thought else "text"
             if part.text or part.thought_signature is None:
