@@ -291,6 +291,11 @@ class Stream(AttemptLoop):
 
     def stats(self) -> StreamStats:
         """State, attempts, chunks, tokens, tokens/s, elapsed and time to first token."""
+        return self._stats(priced=True)
+
+    def _stats(self, *, priced: bool) -> StreamStats:
+        # priced=False leaves ``cost`` unset: the price-table lookup is the dearest part of a
+        # stream's end, and the metrics built-in only needs the clocks (it prices the span itself).
         now = self.ended_at or time.monotonic()
         start = self.started_at or now
         ttft = None if self.first_content_at is None else self.first_content_at - start
@@ -319,5 +324,5 @@ class Stream(AttemptLoop):
             input_tokens=usage.input_tokens if usage is not None else None,
             time_per_output_chunk=tpoc,
             dropped_events=self.dropped_events,
-            cost=cost_of(self._message) if self.outcome is not None else None,
+            cost=cost_of(self._message) if priced and self.outcome is not None else None,
         )

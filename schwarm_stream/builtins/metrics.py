@@ -653,7 +653,7 @@ class MetricsPlugin:
         outcome = stream.outcome or "cancelled"
         error = stream.error if outcome in ("error", "partial") else None
         message = stream.message
-        stats = stream.stats()
+        stats = stream._stats(priced=False)  # the clocks only: the span's cost is priced below, once
         common = dict(attrs)
         if message.model:
             common[RESPONSE_MODEL] = message.model
