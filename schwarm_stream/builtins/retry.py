@@ -222,8 +222,28 @@ OPENING: StashKey[_Opening] = StashKey()
 DECLINED: StashKey[str] = StashKey()
 
 
+# The policy of each [retry] section, built once: only its stateless retry/wait/stop strategies are
+# used (every opening has its own RetryCallState), so a pipeline's streams share one. Keyed by the
+# section's identity (a pipeline validates its config once) and the testing switch's attempts;
+# the section is kept in the entry so an id is never reused for another object while cached.
+_POLICIES: dict[tuple[int, int | None], tuple[RetryConfig, tenacity.AsyncRetrying]] = {}
+_POLICIES_MAX = 64
+
+
+def _cached_policy(cfg: RetryConfig, attempts: int | None) -> tenacity.AsyncRetrying:
+    key = (id(cfg), attempts)
+    entry = _POLICIES.get(key)
+    if entry is not None and entry[0] is cfg:
+        return entry[1]
+    retrying = policy(cfg, attempts=attempts)
+    if len(_POLICIES) >= _POLICIES_MAX:  # configs made per stream: bounded, never a leak
+        _POLICIES.clear()
+    _POLICIES[key] = (cfg, retrying)
+    return retrying
+
+
 def _new_opening(stream: Stream) -> _Opening:
-    retrying = policy(stream.config.section("retry"), attempts=testing_switch().attempts)
+    retrying = _cached_policy(stream.config.section("retry"), testing_switch().attempts)
     return _Opening(retrying, tenacity.RetryCallState(retrying, None, (), {}))
 
 
