@@ -103,6 +103,9 @@ class Held:
         return Chunk(text=text, kind=self.kind, index=self.index, choice=self.choice)
 
 
+_NOTHING: tuple[Event, ...] = ()  # "held: deliver nothing now", shared (an empty tuple is immutable)
+
+
 class Buffer:
     """The buffer transformer (see the module docstring). One instance per pipeline."""
 
@@ -141,35 +144,40 @@ class Buffer:
 
     @hookimpl
     def stream_transform(self, stream: Stream, event: Event) -> Event | Sequence[Event] | None:
+        # Runs for every event: one stash lookup, and no new list while chunks are only held.
         key = self._key
-        held = stream.stash.get(key)
+        stash = stream.stash
+        held = stash.get(key)
         if type(event) is not Chunk:
             if held is None:
                 return None
-            stream.stash[key] = None
+            stash[key] = None
             return (held.merged(), event)
         s = self.settings
-        out: list[Event] = []
+        max_delay = s.max_delay
+        max_bytes = s.max_bytes
+        max_events = s.max_events
+        released: Chunk | None = None
         if held is not None and held.same_part(event):
-            held.add(event.text)
+            held.parts.append(event.text)
+            held.count += 1
         else:
-            if held is not None:
-                out.append(held.merged())
-            held = Held(event, time.monotonic() if s.max_delay is not None else 0.0)
-        if s.max_bytes is not None:
+            released = None if held is None else held.merged()
+            held = Held(event, time.monotonic() if max_delay is not None else 0.0)
+        if max_bytes is not None:
             held.nbytes += utf8_len(event.text)
         if (
-            (s.max_events is not None and held.count >= s.max_events)
-            or (s.max_bytes is not None and held.nbytes >= s.max_bytes)
-            or (s.max_delay is not None and time.monotonic() - held.since >= s.max_delay)
+            (max_events is not None and held.count >= max_events)
+            or (max_bytes is not None and held.nbytes >= max_bytes)
+            or (max_delay is not None and time.monotonic() - held.since >= max_delay)
         ):
-            out.append(held.merged())
-            held = None
-        elif s.max_delay is not None and held.count == 1:
+            stash[key] = None
+            return (held.merged(),) if released is None else (released, held.merged())
+        if max_delay is not None and held.count == 1:
             # Started holding: release within max_delay even if the provider goes quiet.
-            stream.flush_after(s.max_delay)
-        stream.stash[key] = held
-        return out
+            stream.flush_after(max_delay)
+        stash[key] = held
+        return _NOTHING if released is None else (released,)
 
     @hookimpl
     def stream_flush(self, stream: Stream) -> Sequence[Event] | None:
