@@ -25,7 +25,15 @@ from .._classify import in_band_error
 from .._errors import StreamIncomplete, StreamTimeout, TransportError
 from .._events import Chunk, Event, Extra, Finish, ResponseInfo, ToolCallDelta, Usage
 from ._base import require
-from ._protocol import CONTINUE_PROMPT, ProtocolSource, aclose, ask_to_continue, decode_object, drain
+from ._protocol import (
+    CONTINUE_PROMPT,
+    ProtocolSource,
+    aclose,
+    ask_to_continue,
+    decode_object,
+    drain,
+    fast_loads,
+)
 from ._surrogates import Surrogates
 from ._transport import Call, SdkTransport, Transport
 
@@ -38,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["CONTINUE_PROMPT", "ChatNormalizer", "OpenAIChatSource", "chat_events", "openai_chat"]
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+#: ``object`` values of a chunk the normalizer reads (none, or the documented one).
+_CHUNK_OBJECTS = (None, "", "chat.completion.chunk")
 #: The Extra kind (and Message flag) for a chat stream whose usage chunk was lost after the last finish_reason.
 USAGE_MISSING = "usage_missing"
 
@@ -192,6 +202,8 @@ async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> A
     """Normalized events from Chat Completions SSE events; raises StreamIncomplete without a terminator."""
     norm = ChatNormalizer(provider)
     sur = Surrogates()
+    started = norm.started
+    loads = fast_loads
     try:
         async for ev in sse:
             data = ev.data
@@ -201,7 +213,38 @@ async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> A
                 break
             if ev.unterminated:  # a cut payload at the end: truncated unless already complete
                 break
-            batch = norm.feed(decode_object(data, ev.offset, provider))
+            try:
+                d = loads(data)
+            except ValueError:
+                d = None
+            if type(d) is not dict:  # not parsed, or not an object: decode_object decides and reports
+                d = decode_object(data, ev.offset, provider)
+            # The common payload after the first: one choice already started, a bare ASCII text
+            # delta, no finish, usage, error or other object. It gives exactly the one Chunk that
+            # norm.feed and the surrogate repair would (a property test checks it); any other
+            # payload takes the general path.
+            choices = d.get("choices")
+            if (
+                norm._info_sent
+                and type(choices) is list
+                and len(choices) == 1
+                and type(ch := choices[0]) is dict
+                and type(delta := ch.get("delta")) is dict
+                and len(delta) == 1
+                and type(text := delta.get("content")) is str
+                and text
+                and not sur.held
+                and text.isascii()
+                and not ch.get("finish_reason")
+                and type(ci := ch.get("index") or 0) is int
+                and ci in started
+                and not d.get("usage")
+                and not d.get("error")
+                and d.get("object") in _CHUNK_OBJECTS
+            ):
+                yield Chunk(text, "text", 0, ci, 0, d)
+                continue
+            batch = norm.feed(d)
             if len(batch) == 1 and not sur.held:
                 one = batch[0]
                 if type(one) is Chunk and one.text.isascii():  # one plain text delta: no repair possible
