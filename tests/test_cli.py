@@ -551,3 +551,24 @@ def test_demo_faults_shows_what_the_sdk_misses() -> None:
     # 3: the arguments parsed so far grow with each fragment, ending in the strict parse
     assert '-> {"city": ""}' in out and '-> {"city": "Canberra", "unit": ""}' in out
     assert 'final: get_forecast({"city": "Canberra", "unit": "celsius", "days": 3})' in out
+
+
+def test_demo_faults_shows_the_native_protocols_cut_too() -> None:
+    """Scene 4: google-genai, ollama and boto3 each end a cut body without an error; we raise."""
+    pytest.importorskip("google.genai")
+    pytest.importorskip("ollama")
+    pytest.importorskip("boto3")
+    proc = run_cli("demo", "--faults")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "4. The same cut in the native protocols" in out
+    for protocol, sdk, signal in (
+        ("gemini", "google-genai", "finish_reason"),
+        ("ollama", "ollama", "done: true"),
+        ("bedrock", "boto3", "messageStop"),
+    ):
+        assert re.search(
+            rf"{protocol} +{sdk} alone: ended without an error, text 'The capital of Australia '\n"
+            rf" +schwarm_stream: StreamIncomplete \(no {signal}\), partial 'The capital of Australia ' kept",
+            out,
+        ), out

@@ -146,7 +146,9 @@ async def test_a_stream_cut_inside_the_streamed_call_is_incomplete() -> None:
 async def test_arguments_that_go_back_into_a_closed_object_are_a_protocol_error() -> None:
     events = [
         event({"name": "f", "willContinue": True}),
-        event({"partialArgs": [arg("$.a.x", numberValue=1), arg("$.b", numberValue=2)], "willContinue": True}),
+        event(
+            {"partialArgs": [arg("$.a.x", numberValue=1), arg("$.b", numberValue=2)], "willContinue": True}
+        ),
         event({"partialArgs": [arg("$.a.y", numberValue=3)], "willContinue": True}),
         event({}),
         event(None, finish="STOP"),
@@ -160,3 +162,15 @@ async def test_a_finish_inside_a_streamed_call_closes_it() -> None:
     _, message = await run(events)
     [call] = message.tool_calls
     assert call.parsed == {"city": 'Boston, "MA" é✓'}
+
+
+@pytest.mark.parametrize("path", ["a", "$", "$[0]", "$.a[x]"])
+async def test_a_json_path_that_names_no_argument_is_a_protocol_error(path: str) -> None:
+    events = [
+        event({"name": "f", "willContinue": True}),
+        event({"partialArgs": [arg(path, numberValue=1)], "willContinue": True}),
+        event({}),
+        event(None, finish="STOP"),
+    ]
+    with pytest.raises(ProtocolError, match="json_path"):
+        await run(events)

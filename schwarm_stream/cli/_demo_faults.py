@@ -5,13 +5,20 @@
 2. A connection reset mid-answer: the ``restart`` recovery strategy opens the stream again, and consumers
    first get a :class:`~schwarm_stream.Reset` so they can take back what they showed.
 3. A tool call whose arguments stream: each fragment, and the arguments parsed so far (partial JSON).
+4. The cut of scene 1 in the native protocols (Gemini, Ollama, Bedrock ConverseStream), none of which
+   has a ``[DONE]``: each official SDK (google-genai, ollama, boto3) ends its iterator without an error
+   on a body that stops between two events; schwarm_stream knows each protocol's end signal (a
+   ``finish_reason``, the ``done`` line, ``messageStop``) and raises. A protocol whose SDK extra is not
+   installed gets a row saying so.
 
-Every scene talks through the official OpenAI SDK client to the loopback provider server on 127.0.0.1.
+Scenes 1-3 talk through the official OpenAI SDK client to the loopback provider server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import json
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from .. import Chunk, Pipeline, Reset, StreamError, ToolCallDelta
@@ -102,13 +109,130 @@ async def _partial_json(server: Any, out: TextIO) -> bool:
     return bool(done.parsed == arguments)
 
 
+#: Scene 4: per protocol, the SDK module it needs and its end signal (what the cut body lacks).
+NATIVE = {
+    "gemini": ("google.genai", "google-genai", "finish_reason"),
+    "ollama": ("ollama", "ollama", "done: true"),
+    "bedrock": ("boto3", "boto3", "messageStop"),
+}
+
+
+def _native_cut(server: Any, protocol: str) -> None:
+    """Script two bodies of ``protocol`` that end cleanly after ``CUT_AFTER`` pieces of ``ANSWER``."""
+    from ..testing._bedrock_wire import EVENTSTREAM, converse_stream_events
+    from ..testing._gemini_wire import gemini_stream_events
+    from ..testing._ollama_wire import NDJSON, ollama_chat_lines
+    from ..testing.server import SSEReply
+
+    if protocol == "gemini":
+        reply = SSEReply(gemini_stream_events(ANSWER, finish_reason=None)[:CUT_AFTER])
+        route = "gemini-stream"
+    elif protocol == "ollama":
+        reply = SSEReply(ollama_chat_lines(ANSWER, done=False)[:CUT_AFTER], content_type=NDJSON)
+        route = "ollama-chat"
+    else:  # messageStart, then the text deltas
+        reply = SSEReply(converse_stream_events(ANSWER)[: 1 + CUT_AFTER], content_type=EVENTSTREAM)
+        route = "bedrock-converse-stream"
+    server.script(route, reply, reply)
+
+
+def _native(server: Any, protocol: str) -> tuple[Callable[[], Awaitable[str]], Any]:
+    """The bare SDK's read of the answer (its text) and the schwarm_stream source, for ``protocol``."""
+    question = _messages()[0]["content"]
+    if protocol == "gemini":
+        from google import genai
+
+        from ..sources import gemini_generate
+
+        gclient = genai.Client(api_key="offline", http_options={"base_url": server.url})
+        once: Any = {"http_options": {"retry_options": {"attempts": 1}}}  # the SDK alone: no retries
+
+        async def gemini_sdk() -> str:
+            stream = await gclient.aio.models.generate_content_stream(
+                model="gemini-2.5-flash", contents=question, config=once
+            )
+            return "".join([r.text or "" async for r in stream])
+
+        return gemini_sdk, gemini_generate(gclient, model="gemini-2.5-flash", contents=question)
+    if protocol == "ollama":
+        import ollama
+
+        from ..sources import ollama_chat
+
+        oclient = ollama.AsyncClient(host=server.url)
+
+        async def ollama_sdk() -> str:
+            parts = await oclient.chat(model="llama3.2", messages=_messages(), stream=True)
+            return "".join([p.message.content or "" async for p in parts])
+
+        return ollama_sdk, ollama_chat(oclient, model="llama3.2", messages=_messages())
+    import boto3
+
+    from ..sources import bedrock_converse
+
+    bclient = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="offline",
+        aws_secret_access_key="offline",
+    )
+    converse = {
+        "modelId": "amazon.nova-micro-v1:0",
+        "messages": [{"role": "user", "content": [{"text": question}]}],
+    }
+
+    def bedrock_read() -> str:
+        events = bclient.converse_stream(**converse)["stream"]
+        return "".join(
+            e["contentBlockDelta"]["delta"].get("text", "") for e in events if "contentBlockDelta" in e
+        )
+
+    async def bedrock_sdk() -> str:
+        return await asyncio.to_thread(bedrock_read)
+
+    return bedrock_sdk, bedrock_converse(bclient, **converse)
+
+
+async def _native_truncated(server: Any, out: TextIO) -> bool:
+    import importlib.util
+
+    out.write("4. The same cut in the native protocols (no [DONE] in any of them):\n")
+    ok = True
+    for protocol, (module, sdk, signal) in NATIVE.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # a parent package missing (google)
+            found = False
+        if not found:
+            out.write(f"   {protocol:<8} skipped: {sdk} is not installed (schwarm-stream[{protocol}])\n")
+            continue
+        _native_cut(server, protocol)
+        sdk_read, source = _native(server, protocol)
+        sdk_text = await sdk_read()
+        out.write(f"   {protocol:<8} {sdk} alone: ended without an error, text {sdk_text!r}\n")
+        pipeline = Pipeline(config={"retry": {"attempts": 1}, "recovery": {"mid_stream": "raise"}})
+        try:
+            async with pipeline.open(source) as stream:
+                await stream.collect()
+        except StreamError as err:
+            partial = err.partial.text if err.partial is not None else ""
+            name = type(err).__name__
+            out.write(f"   {'':<8} schwarm_stream: {name} (no {signal}), partial {partial!r} kept\n")
+            ok = ok and partial == sdk_text
+            continue
+        out.write(f"   {'':<8} schwarm_stream: reported complete (unexpected)\n")
+        ok = False
+    return ok
+
+
 async def run_fault_scenes(out: TextIO) -> bool:
-    """Run the three scenes on one loopback server; ``True`` when each showed what it should."""
+    """Run the four scenes on one loopback server; ``True`` when each showed what it should."""
     from ..testing.server import ProviderServer
 
     results = []
     async with ProviderServer() as server:
-        for scene in (_truncated, _reset_restart, _partial_json):
+        for scene in (_truncated, _reset_restart, _partial_json, _native_truncated):
             results.append(await scene(server, out))
             out.write("\n")
     return all(results)

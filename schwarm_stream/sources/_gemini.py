@@ -119,7 +119,10 @@ def _usage(u: Any, raw: Any) -> Usage:
     return Usage(u.prompt_token_count, out, extras, 0, raw)
 
 
-_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\[(\d+)\]")
+#: One step of a json_path: ``.name``, ``['name']``, ``["name"]`` or ``[0]``.
+_PATH_STEP = re.compile(
+    r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\[(\d+)\]"
+)
 
 
 def _json_path(path: str | None) -> tuple[str | int, ...]:
@@ -139,7 +142,7 @@ def _json_path(path: str | None) -> tuple[str | int, ...]:
             key = name if name is not None else single if single is not None else double
             steps.append(re.sub(r"\\(.)", r"\1", key or ""))
         pos = m.end()
-    if not steps:
+    if not steps or isinstance(steps[0], int):  # the arguments are an object: a name comes first
         raise ProtocolError(f"gemini: a partial_args json_path {path!r} names no argument")
     return tuple(steps)
 
