@@ -572,3 +572,16 @@ def test_demo_faults_shows_the_native_protocols_cut_too() -> None:
             rf" +schwarm_stream: StreamIncomplete \(no {signal}\), partial 'The capital of Australia ' kept",
             out,
         ), out
+
+
+def test_demo_faults_restarts_a_bedrock_model_stream_error() -> None:
+    """Scene 5: boto3 raises modelStreamErrorException out of its iterator; we restart after a Reset."""
+    pytest.importorskip("boto3")
+    proc = run_cli("demo", "--faults")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.split("5. Bedrock: modelStreamErrorException mid-answer")[1]
+    assert "boto3 alone:    EventStreamError out of the iterator" in out
+    assert re.search(
+        r"⟲ Reset \(attempt 2, restart\).*\n\s+The capital of Australia is Canberra, not Sydney\.", out
+    )
+    assert "complete=True after 2 attempts, 1 reset" in out

@@ -10,6 +10,9 @@
    on a body that stops between two events; schwarm_stream knows each protocol's end signal (a
    ``finish_reason``, the ``done`` line, ``messageStop``) and raises. A protocol whose SDK extra is not
    installed gets a row saying so.
+5. Bedrock's ``modelStreamErrorException`` mid-answer (the model failed, the HTTP status was 200):
+   boto3 raises it out of its iterator; schwarm_stream classifies it as retryable and, with the
+   ``restart`` strategy, opens the stream again after a :class:`~schwarm_stream.Reset`.
 
 Scenes 1-3 talk through the official OpenAI SDK client to the loopback provider server on 127.0.0.1.
 """
@@ -226,13 +229,49 @@ async def _native_truncated(server: Any, out: TextIO) -> bool:
     return ok
 
 
+async def _bedrock_model_error(server: Any, out: TextIO) -> bool:
+    import importlib.util
+
+    out.write("5. Bedrock: modelStreamErrorException mid-answer; recovery strategy 'restart'.\n")
+    if importlib.util.find_spec("boto3") is None:
+        out.write("   skipped: boto3 is not installed (schwarm-stream[bedrock])\n")
+        return True
+    from ..testing._bedrock_wire import EVENTSTREAM, converse_stream_events, exception_frame
+    from ..testing.server import SSEReply
+
+    whole = converse_stream_events(ANSWER)
+    failed = exception_frame("modelStreamErrorException", "The model failed.", originalStatusCode=500)
+    broken = SSEReply([*whole[: 1 + CUT_AFTER], failed], content_type=EVENTSTREAM)
+    server.script("bedrock-converse-stream", broken, broken, SSEReply(whole, content_type=EVENTSTREAM))
+    sdk_read, _ = _native(server, "bedrock")
+    try:
+        await sdk_read()
+        out.write("   boto3 alone:    no error (unexpected)\n")
+    except Exception as exc:  # botocore's EventStreamError; the text read before it is the caller's to keep
+        out.write(f"   boto3 alone:    {type(exc).__name__} out of the iterator\n")
+    _, source = _native(server, "bedrock")
+    pipeline = Pipeline(config={"recovery": {"mid_stream": "restart"}})
+    resets = 0
+    out.write("   schwarm_stream: ")
+    async with pipeline.open(source) as stream:
+        async for ev in stream:
+            if isinstance(ev, Reset):
+                resets += 1
+                out.write(f"\n   ⟲ Reset (attempt {ev.attempt}, {ev.strategy}): discard the above\n   ")
+            elif isinstance(ev, Chunk):
+                out.write(ev.text)
+    message = stream.message
+    out.write(f"\n   complete={message.complete} after {stream.stats().attempts} attempts, {resets} reset\n")
+    return message.complete and message.text == "".join(ANSWER) and resets == 1
+
+
 async def run_fault_scenes(out: TextIO) -> bool:
-    """Run the four scenes on one loopback server; ``True`` when each showed what it should."""
+    """Run the five scenes on one loopback server; ``True`` when each showed what it should."""
     from ..testing.server import ProviderServer
 
     results = []
     async with ProviderServer() as server:
-        for scene in (_truncated, _reset_restart, _partial_json, _native_truncated):
+        for scene in (_truncated, _reset_restart, _partial_json, _native_truncated, _bedrock_model_error):
             results.append(await scene(server, out))
             out.write("\n")
     return all(results)
