@@ -116,6 +116,10 @@ class LogWriter:
         self._resume_below = max(settings.max_pending // 2, 1)
         self._start_taken = False
         self._packed = settings.write_mode == "batched"
+        # read per event by push(): plain ints, not model attributes
+        self._batch_max = settings.batch_max
+        self._max_pending = settings.max_pending
+        self._check_at = min(settings.batch_max, settings.max_pending)
         #: Called with :attr:`written_seq` after every acknowledged write (benchmarks, monitoring).
         self.on_ack: Callable[[int], None] | None = None
         self.owner: object = None  # the plugin instance that opened this writer
@@ -189,11 +193,14 @@ class LogWriter:
             return
         pending = self._pending
         pending.append(event)
-        if not self._wake.is_set():
+        n = len(pending)
+        if n == 1:  # the flusher may be asleep on an empty queue (it clears _wake before draining)
             self._wake.set()
-        if len(pending) >= self._s.batch_max:
+        if n < self._check_at:
+            return
+        if n >= self._batch_max:
             self._full.set()
-        if len(pending) >= self._s.max_pending and not self._paused_by_us:
+        if n >= self._max_pending and not self._paused_by_us:
             # backpressure: stop pulling from the provider until Redis caught up
             self._paused_by_us = True
             self._stream.pause()
