@@ -174,3 +174,54 @@ async def test_a_json_path_that_names_no_argument_is_a_protocol_error(path: str)
     ]
     with pytest.raises(ProtocolError, match="json_path"):
         await run(events)
+
+
+async def test_a_string_left_open_ends_where_the_next_path_begins_and_the_signature_stays() -> None:
+    """A shape seen in the wild: each string's piece says will_continue, the next path starts anyway,
+    and the closing ``functionCall: {}`` shares the event with the finish; the name part carries the
+    thought signature."""
+    first = gemini_event(
+        {
+            "candidates": [
+                {
+                    "index": 0,
+                    "content": {
+                        "role": "model",
+                        "parts": [
+                            {
+                                "functionCall": {"name": "get_weather", "willContinue": True},
+                                "thoughtSignature": "c2ln",
+                            }
+                        ],
+                    },
+                }
+            ],
+            **HEAD,
+        }
+    )
+    last = gemini_event(
+        {
+            "candidates": [
+                {
+                    "index": 0,
+                    "content": {"role": "model", "parts": [{"functionCall": {}}]},
+                    "finishReason": "STOP",
+                }
+            ],
+            "usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 3, "totalTokenCount": 5},
+            **HEAD,
+        }
+    )
+    events = [
+        first,
+        event({"partialArgs": [arg("$.location", True, stringValue="Oslo")], "willContinue": True}),
+        event({"partialArgs": [arg("$.unit", True, stringValue="K")], "willContinue": True}),
+        last,
+    ]
+    deltas, message = await run(events)
+    assert message.complete
+    assert "".join(d.arguments for d in deltas) == '{"location":"Oslo","unit":"K"}'
+    turn = to_gemini(message)
+    [part] = [p for p in turn["parts"] if "function_call" in p]
+    assert part["function_call"] == {"name": "get_weather", "args": {"location": "Oslo", "unit": "K"}}
+    assert part["thought_signature"] == b"sig"
