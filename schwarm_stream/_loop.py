@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,10 +94,74 @@ class AttemptLoop(TimedReads):
                 try:
                     if delay > 0:
                         await self._backoff(delay)
-                    # aclosing: a consumer's break/cancel closes the provider stream now, not at GC
-                    async with aclosing(self._attempt(attempt)) as attempt_events:
-                        async for ev in attempt_events:
-                            yield ev
+                    # One attempt: open the provider stream and deliver its events, inline (not a
+                    # generator of its own: one layer less per event). Its finally closes the provider
+                    # stream now on a consumer's break/cancel, not at GC; a failure raises StreamError.
+                    t = self._table
+                    receive = t.stream_receive
+                    receive_fns = [i.fn for i in receive]
+                    receive_sync = t.all_sync("stream_receive")
+                    transforms = t.stream_transform
+                    deliver_sync = self._deliver_sync_ok
+                    self._task = asyncio.current_task()
+                    # self is the Stream
+                    events = attempt.source.open(self, attempt)  # type: ignore[arg-type]
+                    anext_ = events.__anext__
+                    got: Any
+                    try:
+                        while True:
+                            if self._paused is not None:
+                                await self._paused.wait()
+                            if self._abort_pending:
+                                self._raise_abort()
+                            # A read through a task only while a timed flush is pending (or a read
+                            # outlived one); otherwise the plain, cheaper read.
+                            if self._timed and self._timed_pending():
+                                got = await self._timed_read(anext_)
+                                if got is FLUSH_DUE:
+                                    for out in await self._flush():
+                                        yield out
+                                    continue
+                                if got is EXHAUSTED:
+                                    break
+                            else:
+                                self.waiting = "provider"
+                                try:
+                                    got = await anext_()
+                                except StopAsyncIteration:
+                                    break
+                                except (asyncio.CancelledError, Exception) as exc:
+                                    self._read_failed(exc)
+                                finally:
+                                    self.waiting = None
+                            self.events_received += 1
+                            if receive_sync:
+                                for f in receive_fns:
+                                    try:
+                                        f(self, got)
+                                    except Exception as exc:
+                                        self._plugin_failed(f, "stream_receive", exc)
+                            else:
+                                await self._notify(receive, self, got)
+                            if not transforms:  # the common case: no chain, no list per event
+                                if deliver_sync:
+                                    self._deliver(got)
+                                else:
+                                    await self._deliver_async(got)
+                                yield got
+                                continue
+                            for out in await self._transform(got, 0):
+                                if deliver_sync:
+                                    self._deliver(out)
+                                else:
+                                    await self._deliver_async(out)
+                                yield out
+                    finally:
+                        self.waiting = None
+                        await self._cancel_read()
+                        aclose = getattr(events, "aclose", None)
+                        if aclose is not None:
+                            await aclose()
                     for ev in await self._flush():
                         yield ev
                     message = self._build_message(complete=True)
@@ -172,72 +235,6 @@ class AttemptLoop(TimedReads):
                 self._message = self._build_message(complete=False)
             await self._notify_end()
 
-    async def _attempt(self, attempt: Attempt) -> AsyncGenerator[Event, None]:
-        """Open one provider stream and deliver its events. Raises StreamError on failure."""
-        t = self._table
-        receive = t.stream_receive
-        receive_fns = [i.fn for i in receive]
-        receive_sync = t.all_sync("stream_receive")
-        transforms = t.stream_transform
-        deliver_sync = self._deliver_sync_ok
-        self._task = asyncio.current_task()
-        events = attempt.source.open(self, attempt)  # type: ignore[arg-type]  # self is the Stream
-        anext_ = events.__anext__
-        ev: Any
-        try:
-            while True:
-                if self._paused is not None:
-                    await self._paused.wait()
-                if self._abort_pending:
-                    self._raise_abort()
-                # A read through a task only while a timed flush is pending (or a read
-                # outlived one); otherwise the plain, cheaper read.
-                if self._timed and self._timed_pending():
-                    ev = await self._timed_read(anext_)
-                    if ev is FLUSH_DUE:
-                        for out in await self._flush():
-                            yield out
-                        continue
-                    if ev is EXHAUSTED:
-                        break
-                else:
-                    self.waiting = "provider"
-                    try:
-                        ev = await anext_()
-                    except StopAsyncIteration:
-                        break
-                    except (asyncio.CancelledError, Exception) as exc:
-                        self._read_failed(exc)
-                    finally:
-                        self.waiting = None
-                self.events_received += 1
-                if receive_sync:
-                    for f in receive_fns:
-                        try:
-                            f(self, ev)
-                        except Exception as exc:
-                            self._plugin_failed(f, "stream_receive", exc)
-                else:
-                    await self._notify(receive, self, ev)
-                if not transforms:  # the common case: no chain, no list per event
-                    if deliver_sync:
-                        self._deliver(ev)
-                    else:
-                        await self._deliver_async(ev)
-                    yield ev
-                    continue
-                for out in await self._transform(ev, 0):
-                    if deliver_sync:
-                        self._deliver(out)
-                    else:
-                        await self._deliver_async(out)
-                    yield out
-        finally:
-            self.waiting = None
-            await self._cancel_read()
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
     async def _backoff(self, seconds: float) -> None:
         """Wait before the next attempt; :meth:`abort` (cancel, total timeout) ends the wait at once."""
