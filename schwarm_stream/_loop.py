@@ -2,9 +2,10 @@
 
 :meth:`AttemptLoop._run` opens attempts until one ends with the protocol's
 terminator or ``stream_error`` says stop; it ends exactly once (``stream_end``).
-:meth:`AttemptLoop._attempt` is the per-event path: read, ``stream_receive``,
-the transformer chain, delivery, ``yield``. It walks precomputed lists; nothing
-per event touches pluggy, pydantic, logging or a clock.
+:meth:`AttemptLoop._run`'s inner loop is the per-event path (inline, not a
+generator of its own): read, ``stream_receive``, the transformer chain, delivery,
+``yield``. It walks precomputed lists; nothing per event touches pluggy,
+pydantic, logging or a clock.
 """
 
 from __future__ import annotations
