@@ -170,14 +170,20 @@ class HookTable:
         trace_table(self, _spec_args())
         for name, impls in self.impls.items():  # after tracing: it may replace the lists
             setattr(self, name, impls)
+        # Computed once per table, not per stream: every stream's HookDelivery asks for these
+        # (the table is never changed after this point; the lists are read, never mutated).
+        self._fns = {name: [i.fn for i in impls] for name, impls in self.impls.items()}
+        self._all_sync = {name: not any(i.is_async for i in impls) for name, impls in self.impls.items()}
 
     def fns(self, name: str) -> list[Callable[..., Any]]:
-        """The bare callables of a hook (for hooks whose impls are all sync)."""
-        return [i.fn for i in self.impls[name]]
+        """The bare callables of a hook (for hooks whose impls are all sync); shared, do not mutate."""
+        fns = self._fns.get(name)
+        return [i.fn for i in self.impls[name]] if fns is None else fns
 
     def all_sync(self, name: str) -> bool:
         """True when no implementation of hook ``name`` is ``async def``."""
-        return not any(i.is_async for i in self.impls[name])
+        ok = self._all_sync.get(name)
+        return not any(i.is_async for i in self.impls[name]) if ok is None else ok
 
     def __getitem__(self, name: str) -> list[Impl]:
         return self.impls[name]

@@ -101,3 +101,13 @@ async def test_buffer_holding_returns_the_shared_empty_result() -> None:
     assert texts == ["abc", "d"]
     assert s.message.text == "abcd"
     assert buffer_module._NOTHING == ()
+
+
+def test_hook_table_computes_the_callables_once_for_every_stream() -> None:
+    from schwarm_stream._dispatch import HookTable
+
+    table = HookTable(Pipeline(config={"plugins": {"autoload": False}}).plugin_manager)
+    first = table.fns("stream_end")
+    assert first == [i.fn for i in table.stream_end] and first  # the built-ins observe stream_end
+    assert table.fns("stream_end") is first  # the same list each stream, not rebuilt
+    assert table.all_sync("stream_chunk") is True
