@@ -86,6 +86,42 @@ def rss_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+class GcClock:
+    """Seconds this process spent in the cyclic garbage collector, by generation (``gc.callbacks``).
+
+    At 10,000 open streams a full (generation 2) collection walks every object of every stream and took
+    1-3 s on the development machine: it is what makes the busiest points' CPU per chunk and idle CPU per
+    stream grow, so the steady and idle windows report it.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            g = info["generation"]
+            self.seconds[g] += time.perf_counter() - self._t
+            self.counts[g] += 1
+
+    def snapshot(self) -> tuple[float, int]:
+        """(seconds in full collections, number of full collections) so far."""
+        return self.seconds[2], self.counts[2]
+
+
+GC = GcClock()
+gc.callbacks.append(GC)
+
+
+def gc_since(before: tuple[float, int]) -> dict[str, float]:
+    """Full collections since ``before`` (a :meth:`GcClock.snapshot`): how many, seconds in them."""
+    s, n = GC.snapshot()
+    return {"full_collections": n - before[1], "full_collection_s": round(s - before[0], 3)}
+
+
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process ``pid`` so far, from /proc (0 where there is none)."""
     try:
@@ -219,12 +255,15 @@ async def paced(
         # The steady window: every stream open (and its first chunk in), none finished yet.
         w0, w1 = start + stagger + interval, start + n * interval
         window: dict[str, float] = {}
+        gc_window: dict[str, float] = {}
 
         async def sample() -> None:
             await asyncio.sleep(max(0.0, w0 - mono()))
             window.update(t0=mono(), cpu0=time.process_time(), n0=len(delays), s0=proc_cpu(server_pid))
             window.update(opened0=live[0], ended0=live[1])
+            gc0 = GC.snapshot()
             await asyncio.sleep(max(0.0, w1 - mono()))
+            gc_window.update(gc_since(gc0))
             window.update(t1=mono(), cpu1=time.process_time(), n1=len(delays), s1=proc_cpu(server_pid))
             window.update(opened1=live[0], ended1=live[1])
 
@@ -250,6 +289,7 @@ async def paced(
             # Open streams (response begun, not ended) when the window opened and when it closed.
             "open_at_start": int(window["opened0"] - window["ended0"]),
             "open_at_end": int(window["opened1"] - window["ended1"]),
+            "gc": gc_window,  # full collections inside the window (their CPU is in cpu_us_per_chunk)
         }
     return {
         "client": "floor (httpx + orjson)" if floor else "schwarm_stream.open() as installed",
@@ -372,10 +412,11 @@ async def memory(
             top_stats = _top_stats(tracemalloc.take_snapshot(), snap0, max(1, reached), top)
         tracemalloc.stop()
         if reached and mono() + IDLE_WINDOW < hold_until:
-            cpu0, t0 = time.process_time(), mono()
+            cpu0, t0, gc0 = time.process_time(), mono(), GC.snapshot()
             await asyncio.sleep(IDLE_WINDOW)
             cpu, span = time.process_time() - cpu0, mono() - t0
             idle = {
+                **gc_since(gc0),
                 "seconds": span,
                 "cpu_percent_of_core": 100 * cpu / span,
                 "us_per_stream_second": cpu / span / reached * 1e6,
