@@ -381,15 +381,23 @@ async def test_truncate_gives_api_connection_error(server: ProviderServer, oai: 
     await server.wait_connections(0)  # the server closed its side
 
 
-async def test_truncate_leaks_a_raw_transport_error_from_anthropic(
+def _transport_error(exc: BaseException) -> BaseException:
+    """The httpx2 error itself, whether the SDK raised it raw or wrapped it (its ``__cause__``)."""
+    return exc if isinstance(exc, httpx2.HTTPError) else exc.__cause__  # type: ignore[return-value]
+
+
+async def test_truncate_surfaces_the_transport_error_from_anthropic(
     server: ProviderServer, ant: anthropic.AsyncAnthropic
 ) -> None:
-    # Unlike openai, anthropic does not wrap transport errors while reading the body (sdk-streaming.md §2.3).
+    # Older anthropic releases let the transport error out raw while reading the body (sdk-streaming.md §2.3);
+    # anthropic 2.17 wraps it in APIConnectionError. Either way the protocol error of the cut is in the chain.
     server.script("anthropic-messages", SSEReply(anthropic_events(["cut"])[:4], end="truncate"))
 
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)) as caught:
         async with ant.messages.stream(model="c", max_tokens=5, messages=HI) as stream:
             await stream.get_final_message()
+
+    assert isinstance(_transport_error(caught.value), httpx2.RemoteProtocolError)
 
 
 async def test_eof_without_done_ends_silently(server: ProviderServer, oai: openai.AsyncOpenAI) -> None:
@@ -464,9 +472,12 @@ async def test_end_stall_keeps_the_connection_open_until_the_client_leaves(serve
     async with anthropic.AsyncAnthropic(
         api_key="k", base_url=server.url, max_retries=0, timeout=0.2
     ) as client:
-        with pytest.raises(httpx2.ReadTimeout):  # raw, unwrapped: see sdk-streaming.md §2.3
+        # Raw in older anthropic releases (sdk-streaming.md §2.3), an APITimeoutError around it in 2.17.
+        with pytest.raises((httpx2.ReadTimeout, anthropic.APITimeoutError)) as caught:
             async with client.messages.stream(model="c", max_tokens=5, messages=HI) as stream:
                 await stream.get_final_message()
+
+    assert isinstance(_transport_error(caught.value), httpx2.ReadTimeout)
 
     await server.wait_disconnect()
     await server.wait_connections(0)

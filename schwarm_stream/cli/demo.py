@@ -121,7 +121,7 @@ def _demo_source(provider: str, server: Any, prompt: str) -> Any:
 def _native_protocol_source(provider: str, server: Any, prompt: str) -> Any:
     """Gemini, Ollama or Bedrock through its official SDK, pointed at the loopback server."""
     if provider == "gemini":
-        from google import genai
+        import google.genai as genai
 
         from ..sources import gemini_generate
 
