@@ -1,4 +1,4 @@
-"""``schwarm-stream demo --faults``: what sets the library apart, shown offline in three short scenes.
+"""``schwarm-stream demo --faults``: what sets the library apart, shown offline in five short scenes.
 
 1. A stream cut before its terminator: the official SDK iterates it to the end without an error; through
    schwarm_stream it is a :class:`~schwarm_stream.StreamIncomplete` carrying the partial message.

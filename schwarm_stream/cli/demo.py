@@ -1,4 +1,4 @@
-"""``schwarm-stream demo``: a tool-calling agent loop on the offline provider (or ``--faults``: three scenes)."""
+"""``schwarm-stream demo``: a tool-calling agent loop on the offline provider (or ``--faults``: five scenes)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ Examples:
   schwarm-stream demo
   schwarm-stream demo --provider anthropic --prompt "Weather in Oslo?"
   schwarm-stream demo --provider gemini    # also ollama, bedrock (their SDK extras)
-  schwarm-stream demo --faults             # truncation caught, reset restarted, partial JSON
+  schwarm-stream demo --faults             # truncation caught, reset restarted, partial JSON, native cuts
   schwarm-stream demo --json | jq .text""",
 )
 @click.option(
@@ -68,7 +68,8 @@ Examples:
     "--faults",
     is_flag=True,
     help="Instead: a truncated stream the SDK calls a success, caught; a reset mid-answer, restarted; "
-    "a tool call's arguments as partial JSON.",
+    "a tool call's arguments as partial JSON; the same cut in Gemini, Ollama and Bedrock; Bedrock's "
+    "modelStreamErrorException mid-answer, restarted.",
 )
 def demo(provider: str, prompt: str, chunk_delay: float, max_turns: int, as_json: bool, faults: bool) -> None:
     """Run a tool-calling agent loop on the built-in offline provider.
