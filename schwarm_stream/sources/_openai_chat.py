@@ -34,6 +34,7 @@ from ._protocol import (
     drain,
     fast_loads,
 )
+from ._sse import SSE, SSEReader
 from ._surrogates import Surrogates
 from ._transport import Call, SdkTransport, Transport
 
@@ -43,7 +44,14 @@ if TYPE_CHECKING:
     from .._message import Message
     from .._stream import Attempt, Stream
 
-__all__ = ["CONTINUE_PROMPT", "ChatNormalizer", "OpenAIChatSource", "chat_events", "openai_chat"]
+__all__ = [
+    "CONTINUE_PROMPT",
+    "ChatNormalizer",
+    "OpenAIChatSource",
+    "chat_body_events",
+    "chat_events",
+    "openai_chat",
+]
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 #: ``object`` values of a chunk the normalizer reads (none, or the documented one).
@@ -198,60 +206,144 @@ def _content_parts(parts: Any, ci: int, raw: Any) -> list[Event]:
     return out
 
 
-async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> AsyncIterator[Event]:
+def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> AsyncIterator[Event]:
     """Normalized events from Chat Completions SSE events; raises StreamIncomplete without a terminator."""
+    return _chat(sse, None, provider)
+
+
+def chat_body_events(
+    body: AsyncIterator[bytes], *, provider: str = "openai", max_event_bytes: int = 16 << 20
+) -> AsyncIterator[Event]:
+    """The same from the raw response body (a transport's ``body()``), the SSE framed inline.
+
+    A piece of the body that is exactly one ASCII ``data:`` line and its blank line (one
+    chunk-sized write, as providers send them) is parsed from its bytes, without building
+    an :class:`~._sse.SSE` or decoding it; every other piece goes through
+    :class:`~._sse.SSEReader`, which frames it exactly as it would have (and it keeps the
+    byte offsets). One iterator layer less per event than ``chat_events(transport.events())``;
+    the same events and errors (a test checks it).
+    """
+    reader = SSEReader(provider=provider, max_event_bytes=max_event_bytes, unterminated=True)
+    return _chat(body, reader, provider)
+
+
+#: The batch of a payload the inline framing has parsed already (``d`` holds it).
+_PARSED = object()
+_PARSED_ONE = (_PARSED,)
+_new = tuple.__new__
+
+
+async def _chat(items: AsyncIterator[Any], reader: SSEReader | None, provider: str) -> AsyncIterator[Event]:
+    """``items`` are SSE events (``reader is None``) or body bytes framed by ``reader``."""
     norm = ChatNormalizer(provider)
     sur = Surrogates()
     started = norm.started
     loads = fast_loads
+    objects = _CHUNK_OBJECTS
+    max_bytes = reader.max_event_bytes if reader is not None else 0
+    nxt = items.__anext__
+    stop = False
+    d: Any = None
     try:
-        async for ev in sse:
-            data = ev.data
-            if data == "[DONE]":  # also at a clean end of the body without its blank line
-                norm.done = True
-                await drain(sse)
-                break
-            if ev.unterminated:  # a cut payload at the end: truncated unless already complete
-                break
+        while True:
             try:
-                d = loads(data)
-            except ValueError:
-                d = None
-            if type(d) is not dict:  # not parsed, or not an object: decode_object decides and reports
-                d = decode_object(data, ev.offset, provider)
-            # The common payload after the first: one choice already started, a bare ASCII text
-            # delta, no finish, usage, error or other object. It gives exactly the one Chunk that
-            # norm.feed and the surrogate repair would (a property test checks it); any other
-            # payload takes the general path.
-            choices = d.get("choices")
-            if (
-                norm._info_sent
-                and type(choices) is list
-                and len(choices) == 1
-                and type(ch := choices[0]) is dict
-                and type(delta := ch.get("delta")) is dict
-                and len(delta) == 1
-                and type(text := delta.get("content")) is str
-                and text
-                and not sur.held
-                and text.isascii()
-                and not ch.get("finish_reason")
-                and type(ci := ch.get("index") or 0) is int
-                and ci in started
-                and not d.get("usage")
-                and not d.get("error")
-                and d.get("object") in _CHUNK_OBJECTS
-            ):
-                yield Chunk(text, "text", 0, ci, 0, d)
-                continue
-            batch = norm.feed(d)
-            if len(batch) == 1 and not sur.held:
-                one = batch[0]
-                if type(one) is Chunk and one.text.isascii():  # one plain text delta: no repair possible
-                    yield one
-                    continue
-            for out in sur.fix(batch):
-                yield out
+                item = await nxt()
+            except StopAsyncIteration:
+                if reader is None:
+                    break
+                batch: Any = reader.end()  # the last event, maybe unterminated
+                stop = True
+            else:
+                if reader is None:
+                    batch = (item,)
+                elif (
+                    reader._clean
+                    and item[-2:] == b"\n\n"
+                    and item[:6] == b"data: "
+                    and (n := len(item)) <= max_bytes
+                    and item.find(b"\n", 6) == n - 2
+                    and item.find(b"\r") < 0
+                    and item.isascii()
+                ):
+                    # One whole one-line data event (the reader's own fast case), ASCII so valid
+                    # UTF-8: parsed from its bytes, without an SSE or a decode.
+                    reader.offset += n
+                    payload = item[6:-2]
+                    if not payload:
+                        continue  # empty data: no event
+                    try:
+                        d = loads(payload)
+                    except ValueError:
+                        d = None
+                    if type(d) is dict:
+                        batch = _PARSED_ONE
+                    else:  # [DONE], not JSON, not an object: the event, as the reader would give it
+                        batch = (_new(SSE, ("message", payload.decode(), reader.offset, False)),)
+                else:
+                    batch = reader.feed(item)
+            for ev in batch:
+                if ev is not _PARSED:
+                    data = ev.data
+                    if data == "[DONE]":  # also at a clean end of the body without its blank line
+                        norm.done = True
+                        await drain(items)
+                        stop = True
+                        break
+                    if ev.unterminated:  # a cut payload at the end: truncated unless already complete
+                        stop = True
+                        break
+                    try:
+                        d = loads(data)
+                    except ValueError:
+                        d = None
+                    if type(d) is not dict:  # not parsed, or not an object: decode_object decides and reports
+                        d = decode_object(data, ev.offset, provider)
+                # The common payloads after the first: one choice already started, whose delta is a
+                # bare ASCII text or one tool call's ASCII argument fragment, with no finish, usage,
+                # error or other object. Each gives exactly the one event that norm.feed and the
+                # surrogate repair would (a property test checks it); any other payload takes the
+                # general path.
+                choices = d.get("choices")
+                if (
+                    type(choices) is list
+                    and len(choices) == 1
+                    and type(ch := choices[0]) is dict
+                    and type(delta := ch.get("delta")) is dict
+                    and len(delta) == 1
+                    and norm._info_sent
+                    and not sur.held
+                    and not ch.get("finish_reason")
+                    and type(ci := ch.get("index") or 0) is int
+                    and ci in started
+                    and not d.get("usage")
+                    and not d.get("error")
+                    and d.get("object") in objects
+                ):
+                    text = delta.get("content")
+                    if type(text) is str:
+                        if text and text.isascii():
+                            yield Chunk(text, "text", 0, ci, 0, d)
+                            continue
+                    elif (
+                        type(calls := delta.get("tool_calls")) is list
+                        and len(calls) == 1
+                        and type(tc := calls[0]) is dict
+                        and type(fn := tc.get("function")) is dict
+                        and type(args := fn.get("arguments")) is str
+                        and args.isascii()
+                    ):
+                        yield norm._tool_delta(ci, tc, d)
+                        continue
+                out = norm.feed(d)
+                if len(out) == 1 and not sur.held:
+                    one = out[0]
+                    if type(one) is Chunk and one.text.isascii():  # one plain text delta: no repair possible
+                        yield one
+                        continue
+                for e in sur.fix(out):
+                    yield e
+            if stop:
+                break
     except (TransportError, StreamTimeout):
         # Every choice already has its finish_reason: the content is whole, only
         # the usage chunk and [DONE] were lost with the connection (the same rule
@@ -262,13 +354,13 @@ async def chat_events(sse: AsyncIterator[Any], *, provider: str = "openai") -> A
         if not norm.usage_seen:
             yield Extra(USAGE_MISSING, 0, None)
     finally:  # close the body now, not when the garbage collector finds it (also on errors)
-        await aclose(sse)
+        await aclose(items)
     if not norm.complete:
         raise StreamIncomplete(
             f"{provider}: the stream ended without [DONE] or a finish_reason (truncated)", provider=provider
         )
-    for out in sur.end():
-        yield out
+    for out_ev in sur.end():
+        yield out_ev
 
 
 class OpenAIChatSource(ProtocolSource):
@@ -307,7 +399,12 @@ class OpenAIChatSource(ProtocolSource):
             self.kwargs["stream_options"] = {"include_usage": True}
 
     def open(self, stream: Stream, attempt: Attempt) -> AsyncIterator[Event]:
-        return chat_events(self.sse(stream, Call("chat.completions", self.kwargs)), provider=self.provider)
+        call = Call("chat.completions", self.kwargs)
+        body = self.transport.body(call, provider=self.provider)
+        if body is None:  # a transport that offers only SSE events
+            return chat_events(self.sse(stream, call), provider=self.provider)
+        limit = self.max_event_bytes or stream.config.limits.max_event_bytes
+        return chat_body_events(body, provider=self.provider, max_event_bytes=limit)
 
     def with_messages(self, messages: Sequence[Mapping[str, Any]]) -> Self:
         """The same request with another conversation (for continuation and agent loops)."""

@@ -30,12 +30,21 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .._classify import classify, http_status_error, redact_value
 from .._errors import ProtocolError, ProviderError, StreamError
 from ._base import require, without_retries
-from ._sse import SSE, SSEReader, iter_sse
+from ._sse import SSE, SSEReader
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Call", "HttpxTransport", "SdkTransport", "Transport", "check_content_type", "status_error"]
+__all__ = [
+    "Call",
+    "HttpxTransport",
+    "SdkTransport",
+    "Transport",
+    "check_content_type",
+    "frame_events",
+    "sdk_body",
+    "status_error",
+]
 
 
 class Call(NamedTuple):
@@ -67,6 +76,17 @@ class Transport(ABC):
         connection, which stops the provider's generation.
         """
 
+    def body(self, call: Call, *, provider: str) -> AsyncIterator[bytes] | None:
+        """The response body's raw bytes, for a source that frames the SSE itself; ``None``: not offered.
+
+        The same contract as :meth:`events` (typed failures, ``aclose`` releases the
+        response), one level down: the pieces as read. A source that frames inline
+        saves an iterator layer per event (the Chat Completions source does, with
+        :func:`frame_events`'s framing); a transport that offers only :meth:`events`
+        is read through it.
+        """
+        return None
+
 
 # -- through the official SDK client --------------------------------------------------
 
@@ -96,9 +116,12 @@ class SdkTransport(Transport):
         self.client = without_retries(client)
 
     def events(self, call: Call, *, provider: str, max_event_bytes: int) -> AsyncIterator[SSE]:
+        return frame_events(self.body(call, provider=provider), provider=provider, max_event_bytes=max_event_bytes)
+
+    def body(self, call: Call, *, provider: str) -> AsyncIterator[bytes]:
         opener = _SDK_OPENERS[call.endpoint]
         client = self.client
-        return sse_events(lambda: opener(client, call), provider=provider, max_event_bytes=max_event_bytes)
+        return sdk_body(lambda: opener(client, call), provider=provider)
 
 
 async def _sync_bytes(it: Iterator[bytes], busy: list[bool]) -> AsyncIterator[bytes]:
@@ -181,11 +204,25 @@ async def _enter_in_thread(cm: Any) -> Any:
         raise
 
 
-async def sse_events(
-    open_response: Callable[[], Any], *, provider: str, max_event_bytes: int
+async def frame_events(
+    body: AsyncIterator[bytes], *, provider: str, max_event_bytes: int
 ) -> AsyncIterator[SSE]:
+    """The SSE events of a transport's :meth:`~Transport.body` (closed when this iterator is)."""
+    reader = SSEReader(provider=provider, max_event_bytes=max_event_bytes, unterminated=True)
+    feed = reader.feed
+    try:
+        async for raw in body:
+            for sse in feed(raw):
+                yield sse
+        for sse in reader.end():
+            yield sse
+    finally:
+        await body.aclose()  # type: ignore[attr-defined]  # now, not at GC
+
+
+async def sdk_body(open_response: Callable[[], Any], *, provider: str) -> AsyncIterator[bytes]:
     """Enter ``open_response()`` (an SDK ``with_streaming_response`` context manager,
-    async or sync) and yield the body's SSE events; every failure is a typed error."""
+    async or sync) and yield the body's bytes as read; every failure is a typed error."""
     cm = open_response()
     is_async = hasattr(cm, "__aenter__")
     try:
@@ -198,16 +235,14 @@ async def sse_events(
     try:
         check_content_type(response.headers, provider)
         body = response.iter_bytes() if is_async else _sync_bytes(iter(response.iter_bytes()), busy)
-        events = iter_sse(body, provider=provider, max_event_bytes=max_event_bytes, unterminated=True)
         try:
-            async for sse in events:
-                yield sse
+            async for raw in body:
+                yield raw
         except StreamError:
             raise
         except Exception as exc:
             raise classify(exc, provider=provider) from exc
-        finally:  # innermost first, each closed now rather than by the garbage collector
-            await events.aclose()
+        finally:  # closed now rather than by the garbage collector
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -314,7 +349,10 @@ class HttpxTransport(Transport):
             return "GET", f"{self.base_url}/responses/{response_id}?stream=true&starting_after={after}", None
         return "POST", self.base_url + _PATHS[call.endpoint], _dumps(call.body)
 
-    async def events(self, call: Call, *, provider: str, max_event_bytes: int) -> AsyncIterator[SSE]:
+    def events(self, call: Call, *, provider: str, max_event_bytes: int) -> AsyncIterator[SSE]:
+        return frame_events(self.body(call, provider=provider), provider=provider, max_event_bytes=max_event_bytes)
+
+    async def body(self, call: Call, *, provider: str) -> AsyncIterator[bytes]:
         httpx = self.httpx
         own = self.client is None
         client = (
@@ -342,16 +380,10 @@ class HttpxTransport(Transport):
                 raise
             except Exception as exc:  # connection refused, connect timeout, ...
                 raise classify(exc, provider=provider) from exc
-            # The SSE push parser inline, over the body: one async-generator layer less per chunk.
-            reader = SSEReader(provider=provider, max_event_bytes=max_event_bytes, unterminated=True)
-            feed = reader.feed
             body = response.aiter_bytes()
             try:
                 async for raw in body:
-                    for sse in feed(raw):
-                        yield sse
-                for sse in reader.end():
-                    yield sse
+                    yield raw
             except StreamError:
                 raise
             except Exception as exc:  # reset, read timeout, ... in the middle of the body
