@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidToolArguments, PluginError, SchwarmStreamError, StreamCancelled, StreamError
-from ._events import Event, Reset
+from ._events import Chunk, Event, Reset, ToolCallDelta
 from ._reads import EXHAUSTED, FLUSH_DUE, TimedReads
 from .decisions import Recovery
 
@@ -104,6 +104,11 @@ class AttemptLoop(TimedReads):
                     receive_sync = t.all_sync("stream_receive")
                     transforms = t.stream_transform
                     deliver_sync = self._deliver_sync_ok
+                    # No observer at all (the default pipeline): a content event after the commit
+                    # point is stamped right here, _deliver's own steps without the call.
+                    unobserved = deliver_sync and not (
+                        self._event_fns or self._chunk_fns or self._typed_fns["stream_tool_call_delta"]
+                    )
                     self._task = asyncio.current_task()
                     # self is the Stream
                     events = attempt.source.open(self, attempt)  # type: ignore[arg-type]
@@ -145,6 +150,22 @@ class AttemptLoop(TimedReads):
                             else:
                                 await self._notify(receive, self, got)
                             if not transforms:  # the common case: no chain, no list per event
+                                if unobserved and self.committed:
+                                    tp = type(got)
+                                    if tp is Chunk:
+                                        self._seq = seq = self._seq + 1
+                                        got.seq = seq
+                                        self.events_delivered += 1
+                                        self.chunks += 1
+                                        yield got
+                                        continue
+                                    if tp is ToolCallDelta:
+                                        self._seq = seq = self._seq + 1
+                                        got.seq = seq
+                                        self.events_delivered += 1
+                                        self.tool_call_deltas += 1
+                                        yield got
+                                        continue
                                 if deliver_sync:
                                     self._deliver(got)
                                 else:
