@@ -45,7 +45,12 @@ class RedisSettings(BaseModel):
     max_pending: int = Field(
         10_000, ge=1, description="events queued for Redis before the stream is paused until Redis catches up"
     )
-    batch_max: int = Field(1000, ge=1, description="most entries written in one round trip (flush by size)")
+    batch_max: int = Field(
+        1000,
+        ge=1,
+        description="flush by size: a write starts once this many events are queued; batched: most events "
+        "in one entry (a write takes everything queued); per_event: most entries in one round trip",
+    )
     flush_interval: float = Field(
         0.002,
         ge=0,

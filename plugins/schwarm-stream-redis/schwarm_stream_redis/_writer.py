@@ -3,16 +3,18 @@
 The per-event hook only appends the event to a deque (no encoding, no I/O, no
 clock read). One task per stream takes what is queued and writes it with one
 round trip per batch, so entries reach Redis in delivery order. A batch is
-flushed by size (``batch_max`` entries), by timer (an event that arrives while
+flushed by size (``batch_max`` queued events), by timer (an event that arrives while
 the writer is idle waits at most ``flush_interval`` for others to join it) and
 at once when the stream ends, whatever its outcome: the terminal entry is
 never held back.
 
 ``write_mode = "batched"`` (the default) stores the events of one write in
-one Redis entry (``type = events``, id ``{last seq}-1``, see
-:func:`~schwarm_stream_redis._codec.encode_events`): one ``XADD`` per batch,
-so neither redis-py nor the server pays per event, which is what limited a
-stream to about 20k events/s. ``write_mode = "per_event"`` writes one entry per
+``events`` entries of up to ``batch_max`` events (``type = events``, id
+``{last seq}-1``, see :func:`~schwarm_stream_redis._codec.encode_batch`: a
+run of plain text chunks is one JSON array of their texts), and one write
+takes everything queued: one round trip and one ``XADD`` per ``batch_max``
+events, so neither redis-py nor the server pays per event, which is what
+limited a stream to about 20k events/s. ``write_mode = "per_event"`` writes one entry per
 event (the 0.1 layout). Readers understand both.
 
 Failure handling (``on_redis_error``):
@@ -44,7 +46,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._codec import encode_end, encode_event, encode_event_line, encode_events, encode_start
+from schwarm_stream import Chunk
+
+from ._codec import encode_batch, encode_end, encode_event, encode_start
 from ._errors import RedisSinkError, StreamIdConflict
 from ._keys import entry_id
 
@@ -65,6 +69,8 @@ WriterState = Literal["ok", "degraded", "failed"]
 # A retried XADD of an entry that already reached Redis (same explicit id) is refused with
 # this message: the entry is there, which is what we wanted.
 _DUPLICATE = "equal or smaller than the target stream top item"
+
+_ZERO = 0  # push() compares Chunk.index and .choice to it by identity
 
 
 class _Terminal:
@@ -106,7 +112,7 @@ class LogWriter:
         self._client = client
         self._stream = stream
         self._s = settings
-        self._pending: deque[Event | _Terminal] = deque()
+        self._pending: deque[str | Event | _Terminal] = deque()
         self._wake = asyncio.Event()
         self._full = asyncio.Event()  # flush now: a full batch, the stream's end, or a failure
         self._drained = asyncio.Event()
@@ -116,6 +122,7 @@ class LogWriter:
         self._resume_below = max(settings.max_pending // 2, 1)
         self._start_taken = False
         self._packed = settings.write_mode == "batched"
+        self._queued_seq = 0  # batched: the seq of the last event taken into a write (0: the start entry)
         # read per event by push(): plain ints, not model attributes
         self._batch_max = settings.batch_max
         self._max_pending = settings.max_pending
@@ -188,17 +195,36 @@ class LogWriter:
             )
 
     def push(self, event: Event) -> None:
-        """Queue one delivered event (the per-event hot path: an append, no I/O)."""
+        """Queue one delivered event (the per-event hot path: an append, no I/O).
+
+        Batched, a plain text chunk is queued as its text alone (``encode_batch`` writes a run of
+        them as one JSON array): a queued ``str`` is not tracked by the garbage collector, while a
+        queue of held events, thousands long when the consumer outruns Redis, made collections
+        that cost as much as the encoding.
+        """
         if self.state != "ok":
             return
         pending = self._pending
-        pending.append(event)
+        if (
+            self._packed
+            and type(event) is Chunk
+            # identity with the int 0: exact ints only (False == 0 and 0.0 == 0, but must be read back
+            # as themselves); any other zero takes the general path, which is always exact
+            and event.index is _ZERO
+            and event.choice is _ZERO
+            and event.kind == "text"
+        ):
+            pending.append(event.text)
+        else:
+            pending.append(event)
         n = len(pending)
         if n == 1:  # the flusher may be asleep on an empty queue (it clears _wake before draining)
             self._wake.set()
         if n < self._check_at:
             return
-        if n >= self._batch_max:
+        if n == self._batch_max:
+            # once, as the queue reaches a full batch: the flusher only waits on its timer while the
+            # queue is shorter (it checks before clearing _full), so a later crossing sets it again
             self._full.set()
         if n >= self._max_pending and not self._paused_by_us:
             # backpressure: stop pulling from the provider until Redis caught up
@@ -251,6 +277,9 @@ class LogWriter:
     async def _run(self) -> None:
         pending = self._pending
         batch_max = self._s.batch_max
+        # items per round trip: per_event, batch_max entries; batched, everything queued (bounded by
+        # max_pending, where the stream pauses) in entries of at most batch_max events each
+        take = max(batch_max, self._s.max_pending) if self._packed else batch_max
         interval = self._s.flush_interval
         loop = asyncio.get_running_loop()
         while self.state == "ok":
@@ -275,8 +304,11 @@ class LogWriter:
                         break
                 # after a write, what queued meanwhile already waited one round trip: no timer again
                 idle = False
-                n = min(len(pending), batch_max)
-                batch = [pending.popleft() for _ in range(n)]
+                if len(pending) <= take:
+                    batch = list(pending)  # the common case: everything queued goes in this write
+                    pending.clear()
+                else:
+                    batch = [pending.popleft() for _ in range(take)]
                 self._busy = True
                 try:
                     await self._execute(self._encode(batch))
@@ -301,26 +333,34 @@ class LogWriter:
         if self.state == "degraded":
             await self._retry_marker()
 
-    def _encode(self, batch: list[Event | _Terminal]) -> list[tuple[str, dict[str, str], int]]:
-        """The entries of one write: batched, every event of it in one ``events`` entry."""
+    def _encode(self, batch: list[str | Event | _Terminal]) -> list[tuple[str, dict[str, str], int]]:
+        """The entries of one write: batched, its events in ``events`` entries of ``batch_max`` each."""
         if not self._packed:
             return [self._entry(item) for item in batch]
         tail = batch[-1]
         # only the last item of a batch can be the terminal entry: nothing is queued after it
         events = batch[:-1] if isinstance(tail, _Terminal) else batch
         out: list[tuple[str, dict[str, str], int]] = []
-        if events:
-            lines = [encode_event_line(e) for e in events]  # type: ignore[arg-type]
-            out.append(("event", encode_events(events[0].seq, lines), events[-1].seq))
+        size = self._batch_max
+        first = self._queued_seq + 1  # every delivered event is queued: seqs are contiguous
+        for i in range(0, len(events), size):
+            part = events[i : i + size] if len(events) > size else events
+            last = first + len(part) - 1
+            out.append(("event", encode_batch(part, first), last))  # type: ignore[arg-type]
+            first = last + 1
         if isinstance(tail, _Terminal):
+            if tail.seq != first:
+                raise ValueError(f"the terminal entry has seq {tail.seq}, the events end at seq {first - 1}")
             out.append(("end", tail.fields, tail.seq))
+        self._queued_seq = first - 1
         return out
 
     @staticmethod
-    def _entry(item: Event | _Terminal) -> tuple[str, dict[str, str], int]:
+    def _entry(item: str | Event | _Terminal) -> tuple[str, dict[str, str], int]:
         if isinstance(item, _Terminal):
             return ("end", item.fields, item.seq)
-        return ("event", encode_event(item), item.seq)
+        # per_event mode queues events only (never a bare text)
+        return ("event", encode_event(item), item.seq)  # type: ignore[arg-type,union-attr]
 
     async def _execute(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
         """One pipeline round trip: XADD every entry, then EXPIRE. Raises RedisSinkError."""

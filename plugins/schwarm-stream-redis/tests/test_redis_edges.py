@@ -30,7 +30,7 @@ from schwarm_stream_redis import _writer as writer_module
 from schwarm_stream_redis._codec import decode_entry, encode_end, encode_event, encode_start
 from schwarm_stream_redis.testing import RedisServer
 
-from schwarm_stream import Chunk, Pipeline, ToolCallDelta
+from schwarm_stream import Chunk, Finish, Heartbeat, Pipeline, Reset, ToolCallDelta, Usage
 from schwarm_stream.sources import from_iterator
 
 NO_AUTOLOAD = {"plugins": {"autoload": False}}
@@ -119,11 +119,11 @@ async def test_split_surrogates_neither_hang_nor_lose_the_stream(
 async def test_an_unexpected_write_error_surfaces_through_the_failure_mode_never_hangs(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    def broken(event: Any) -> dict[str, str]:
+    def broken(*args: Any) -> dict[str, str]:
         raise UnicodeEncodeError("utf-8", "\ud83d", 0, 1, "surrogates not allowed")
 
     monkeypatch.setattr(writer_module, "encode_event", broken)  # write_mode = "per_event"
-    monkeypatch.setattr(writer_module, "encode_event_line", broken)  # write_mode = "batched"
+    monkeypatch.setattr(writer_module, "encode_batch", broken)  # write_mode = "batched"
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
         stream = pipeline(redis_server.url, client, on_redis_error=mode, write_timeout=1.0).open(
@@ -259,14 +259,108 @@ async def test_a_redis_that_never_answers_bounds_writer_and_reader(monkeypatch: 
         server.close()
 
 
-@pytest.mark.parametrize("text", ["", "w1 ", "héllo", "\ud83d", '\n\t"\\', "😀", "x\ud83d\ude00", "\x00\x1f"])
+TEXTS = ["", "w1 ", "héllo", "\ud83d", '\n\t"\\', "😀", "x\ud83d\ude00", "\x00\x1f", "[", "chunk\t{}"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
 @pytest.mark.parametrize(("kind", "index", "choice"), [("text", 0, 0), ("reasoning", 0, 0), ("text", 1, 2)])
 def test_the_batched_line_encodes_a_chunk_exactly_as_its_own_entry_would(
     text: str, kind: str, index: int, choice: int
 ) -> None:
-    from schwarm_stream_redis._codec import encode_event_line, encode_events
+    from schwarm_stream_redis._codec import encode_batch, encode_event_line, encode_events
 
     chunk = Chunk(text, kind, index, choice, 7)
     fields = encode_event(chunk)
     assert encode_event_line(chunk) == f"{fields['type']}\t{fields['data']}\n"  # the fast path is exact
     assert decode_entry(encode_events(7, [encode_event_line(chunk)]))[2] == [decode_entry(fields)[2]]
+    assert decode_entry(encode_batch([chunk]))[2] == [decode_entry(fields)[2]]
+    packed = encode_batch([chunk])
+    assert packed["data"].encode("utf-8")  # always valid UTF-8 (lone surrogates escaped)
+
+
+def _mixed_events() -> Any:
+    """Any run of events: plain chunks (the compact run lines) mixed with every other kind."""
+    plain = st.builds(Chunk, ANY_TEXT)
+    other = st.one_of(
+        st.builds(Chunk, ANY_TEXT, st.sampled_from(["text", "reasoning", "refusal"]), st.integers(0, 3),
+                  st.integers(0, 2)),
+        st.builds(Chunk, ANY_TEXT, st.just("text"), st.just(False), st.just(0)),  # False == 0, kept False
+        st.builds(ToolCallDelta, st.integers(0, 3), st.none() | ANY_TEXT, st.none() | ANY_TEXT, ANY_TEXT),
+        st.builds(Usage, st.none() | st.integers(0, 10**6), st.none() | st.integers(0, 10**6)),
+        st.builds(Finish, st.none() | st.sampled_from(["stop", "length", "tool_calls"])),
+        st.builds(Reset, st.integers(1, 5)),
+        st.builds(Heartbeat),
+    )
+    return st.lists(st.one_of(plain, plain, other), min_size=1, max_size=40)
+
+
+@given(events=_mixed_events(), first=st.integers(1, 10**9))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_a_compact_batch_decodes_to_exactly_its_events(events: list[Any], first: int) -> None:
+    from schwarm_stream_redis._codec import encode_batch
+
+    for seq, event in enumerate(events, first):
+        event.seq = seq
+    fields = encode_batch(events)
+    fields["data"].encode("utf-8")  # redis-py can send it
+    seq, kind, decoded = decode_entry(fields)
+    assert (seq, kind) == (first + len(events) - 1, "events")
+    assert decoded == events
+    assert [type(e) for e in decoded] == [type(e) for e in events]
+    assert [(type(e.index), type(e.choice)) for e in decoded if isinstance(e, Chunk)] == [
+        (type(e.index), type(e.choice)) for e in events if isinstance(e, Chunk)
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    ['["a","b"]\n', '["a"]\n["b"]\n["c"]\n["d"]\n', '"a"\n', '{"a":1}\n', '["a","b","c"]', "\n"],
+)
+def test_an_events_entry_with_the_wrong_number_of_events_is_refused(data: str) -> None:
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        decode_entry({"seq": "3", "type": "events", "first": "1", "data": data})
+
+
+@given(events=_mixed_events())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_what_the_batched_writer_queues_decodes_to_exactly_the_delivered_events(events: list[Any]) -> None:
+    # the writer queues a plain text chunk as its text alone: its entries still hold exactly the events
+    class FakeStream:
+        id = uuid.uuid4().hex
+
+    settings_ = RedisSettings(url="redis://127.0.0.1:1", batch_max=7, max_pending=10**6)
+    writer = writer_module.LogWriter(
+        None,  # type: ignore[arg-type]  # no I/O here: push and encode only
+        key="k",
+        tenant="acme",
+        stream=FakeStream(),  # type: ignore[arg-type]
+        settings=settings_,
+    )
+    for seq, event in enumerate(events, 1):
+        event.seq = seq
+        writer.push(event)
+    queued = list(writer._pending)
+    entries = writer._encode(queued)
+    decoded = [e for _, fields, _ in entries for e in decode_entry(fields)[2]]  # type: ignore[union-attr]
+    assert decoded == events
+    assert [(type(e), type(getattr(e, "index", None))) for e in decoded] == [
+        (type(e), type(getattr(e, "index", None))) for e in events
+    ]
+    assert all(len(decode_entry(fields)[2]) <= 7 for _, fields, _ in entries)  # type: ignore[arg-type]
+
+
+def test_a_hole_in_the_queued_seqs_is_never_written() -> None:
+    class FakeStream:
+        id = uuid.uuid4().hex
+
+    writer = writer_module.LogWriter(
+        None,  # type: ignore[arg-type]
+        key="k",
+        tenant="acme",
+        stream=FakeStream(),  # type: ignore[arg-type]
+        settings=RedisSettings(url="redis://127.0.0.1:1"),
+    )
+    for event in (Chunk("a", seq=1), Chunk("b", seq=2), Finish("stop", seq=4)):  # seq 3 never queued
+        writer.push(event)
+    with pytest.raises(ValueError, match="seq 4"):
+        writer._encode(list(writer._pending))
