@@ -225,3 +225,64 @@ async def test_a_string_left_open_ends_where_the_next_path_begins_and_the_signat
     [part] = [p for p in turn["parts"] if "function_call" in p]
     assert part["function_call"] == {"name": "get_weather", "args": {"location": "Oslo", "unit": "K"}}
     assert part["thought_signature"] == b"sig"
+
+
+async def test_a_closing_part_after_a_call_that_ended_itself_is_no_call() -> None:
+    """A call's last ``partial_args`` part without ``will_continue`` ends it (a recorded shape); an empty
+    ``functionCall: {}`` after it has no call to end: it is not a second, nameless call."""
+    events = [
+        event({"name": "f", "willContinue": True}),
+        event({"partialArgs": [arg("$.n", numberValue=1)]}),  # the call's last part: no will_continue
+        event({}),
+        event({"name": "g", "args": {"x": 1}}),
+        event({}),
+        event(None, finish="STOP"),
+    ]
+    deltas, message = await run(events)
+    assert message.complete
+    assert [(t.name, t.parsed) for t in message.tool_calls] == [("f", {"n": 1}), ("g", {"x": 1})]
+    assert all(d.index in {t.index for t in message.tool_calls} for d in deltas)
+
+
+async def test_a_call_whole_in_one_part_as_partial_args() -> None:
+    """A recorded shape (js-genai's Vertex recording): the name and every argument in one part, as
+    ``partial_args`` without ``will_continue``, in the event that finishes."""
+    last = gemini_event(
+        {
+            "candidates": [
+                {
+                    "index": 0,
+                    "content": {
+                        "role": "model",
+                        "parts": [
+                            {
+                                "functionCall": {
+                                    "name": "divide",
+                                    "partialArgs": [arg("$.d", numberValue=2), arg("$.n", numberValue=100)],
+                                }
+                            }
+                        ],
+                    },
+                    "finishReason": "STOP",
+                }
+            ],
+            "usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 3, "totalTokenCount": 5},
+            **HEAD,
+        }
+    )
+    _, message = await run([last])
+    assert message.complete
+    assert [(t.name, t.arguments) for t in message.tool_calls] == [("divide", '{"d":2,"n":100}')]
+
+
+async def test_the_next_named_call_ends_the_open_one() -> None:
+    events = [
+        event({"name": "f", "willContinue": True}),
+        event({"partialArgs": [arg("$.a", True, stringValue="x")], "willContinue": True}),
+        event({"name": "g", "willContinue": True}),  # no closing part for f came
+        event({"partialArgs": [arg("$.b", numberValue=1)], "willContinue": True}),
+        event({}),
+        event(None, finish="STOP"),
+    ]
+    _, message = await run(events)
+    assert [(t.name, t.parsed) for t in message.tool_calls] == [("f", {"a": "x"}), ("g", {"b": 1})]

@@ -16,7 +16,9 @@ event; each carries the *new* parts of each candidate (not the text so far). Nor
   sends none: the message then names it ``call_<index>``, and Gemini matches responses by name);
   with Vertex AI's ``stream_function_call_arguments`` a call comes in pieces instead: its name
   with ``will_continue``, then ``partial_args`` (a JSON path and a value, strings in pieces), until
-  a part without ``will_continue`` (or the candidate's finish) ends it. Each piece is a
+  a part without ``will_continue`` (or the candidate's finish) ends it; a short call may come in
+  one part, its name and all its ``partial_args`` without ``will_continue``, and an empty
+  ``function_call`` part with no such call open ends nothing (it is no call). Each piece is a
   ``ToolCallDelta`` at the call's index whose text extends the arguments' JSON, so the fragments
   join to exactly their ``json.dumps``; a path back into arguments already written is a
   :class:`~schwarm_stream.ProtocolError`;
@@ -340,14 +342,23 @@ class GeminiNormalizer:
     def _part(self, part: Any, cand: _Candidate, choice: int, r: Any) -> list[Event]:
         out: list[Event] = []
         fc = part.function_call
-        if fc is not None:
+        empty = fc is not None and not (fc.name or fc.id or fc.args is not None or fc.partial_args)
+        if fc is not None and empty and not fc.will_continue and cand.call is None:
+            # ``functionCall: {}`` ends a call whose arguments stream; with none open (its last
+            # partial_args, without will_continue, already ended it) it ends nothing and is no call
+            index = cand.open if cand.open >= 0 else self._index(cand, None)
+        elif fc is not None:
             writer = cand.call
+            if writer is not None and fc.name is not None:  # the next call begins: the open one ends
+                out.append(ToolCallDelta(cand.call_index, None, None, writer.end(), choice, 0, r))
+                writer = cand.call = None
             if writer is not None and fc.name is None:  # the next part of a call whose arguments stream
                 index = cand.call_index
                 text = "".join(writer.feed(a) for a in fc.partial_args or ())
-            elif fc.will_continue or (fc.name is None and fc.partial_args):
+            elif fc.will_continue or fc.partial_args:
                 # Vertex AI's stream_function_call_arguments: the name first, then partial_args,
-                # until a part without will_continue ends the call.
+                # until a part without will_continue ends the call. A short call may come whole
+                # in one part as its name and partial_args, without will_continue (recorded).
                 index = self._index(cand, None)
                 writer = cand.call = _ArgsWriter()
                 cand.call_index = index
