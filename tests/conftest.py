@@ -5,6 +5,7 @@ Test modules that define fixtures of the same name (``server``, ``oai``, ``ant``
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -66,6 +67,21 @@ def core_pipeline() -> Callable[..., Pipeline]:
         return Pipeline(plugins, config=cfg)
 
     return make
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """SIGINT raises ``KeyboardInterrupt`` here and in child processes, as in a terminal.
+
+    A shell starts background jobs (``cmd &``, ``nohup``) with SIGINT ignored, and that disposition is
+    inherited by this process and by every subprocess it starts: a Ctrl-C test run that way would see
+    its signal silently dropped. The handler is set for the test and restored after it.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
         return proc.stdout.readline() if sel.select(timeout) else ""
 
 
-def test_web_chat_serves_a_tool_calling_answer_over_sse_without_a_browser() -> None:
+def test_web_chat_serves_a_tool_calling_answer_over_sse_without_a_browser(ctrl_c: None) -> None:
     """Its real entry point, driven by an HTTP client the way the page's JavaScript drives it."""
     proc = subprocess.Popen(
         [sys.executable, str(WEB_CHAT), "--delay", "0"],

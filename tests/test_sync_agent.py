@@ -49,7 +49,8 @@ def server() -> Iterator[ThreadedProviderServer]:
 
 def chat(server: ThreadedProviderServer, sync: bool = True) -> Any:
     cls = openai.OpenAI if sync else openai.AsyncOpenAI
-    client: Any = cls(api_key="sk-test", base_url=server.openai_base_url)
+    # A stalled test fails in a minute, not after the SDK's 600 s default read timeout.
+    client: Any = cls(api_key="sk-test", base_url=server.openai_base_url, timeout=60)
     return openai_chat(client, model="m", messages=[{"role": "user", "content": ASK}], tools=CHAT_TOOLS)
 
 
@@ -178,7 +179,7 @@ def test_an_exception_in_the_consumer_inside_with_closes_everything() -> None:
             release.set()
 
 
-def test_ctrl_c_while_waiting_for_the_next_event_cancels_the_turn() -> None:
+def test_ctrl_c_while_waiting_for_the_next_event_cancels_the_turn(ctrl_c: None) -> None:
     """A real SIGINT to the main thread while it blocks on the stalled stream (what Ctrl-C does)."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals are delivered to the main thread only")  # pytest runs tests there
