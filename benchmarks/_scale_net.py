@@ -29,7 +29,9 @@ Traced memory is measured up to 1,000 streams; at 10,000 RSS only (tracing
 Two tests use it: ``headroom`` (100 and 1,000 streams at 20 chunks/s each: is
 there headroom at that load?) and ``curve`` (10 to 10,000 streams at a constant
 *aggregate* rate, so CPU per chunk is comparable across points: does per-stream
-cost stay flat?).
+cost stay flat?). ``curve_gc_tuned`` repeats the curve's paced runs with a server GC setting
+(``tuned_gc``: ``gc.freeze()`` after warm-up, thresholds :data:`GC_TUNED_THRESHOLDS`); the
+``curve`` rows run with CPython's defaults.
 """
 
 from __future__ import annotations
@@ -114,6 +116,32 @@ class GcClock:
 
 GC = GcClock()
 gc.callbacks.append(GC)
+
+
+#: The server setting the ``curve_gc_tuned`` rows measure: after warm-up, ``gc.freeze()`` (everything alive then,
+#: imports and the pipeline, leaves the collector's generations) and these thresholds. Young collections then
+#: run every 50,000 net allocations instead of 700, and a full collection needs 100 generation-1 collections
+#: (not 10) besides CPython's own rule (the long-lived objects grew by a quarter). At 10,000 open streams a full
+#: collection walks some 1.6 million objects (about 160 per open stream, two thirds of them httpx's and
+#: httpcore's), so fewer of them is what keeps CPU per chunk flat. The cost: cyclic garbage (about 45 objects
+#: of httpx's per finished stream; schwarm_stream's own objects are freed by reference counting) waits longer
+#: for a full collection.
+GC_TUNED_THRESHOLDS = (50_000, 20, 100)
+
+
+class tuned_gc:
+    """``with tuned_gc():`` the server setting of :data:`GC_TUNED_THRESHOLDS` (restored on exit)."""
+
+    def __enter__(self) -> tuned_gc:
+        self._saved = gc.get_threshold()
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_TUNED_THRESHOLDS)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.set_threshold(*self._saved)
+        gc.unfreeze()
 
 
 def gc_since(before: tuple[float, int]) -> dict[str, float]:
@@ -521,6 +549,27 @@ async def run(
                 log=log,
             )
         )
+    # The same points' paced runs again with the server's GC setting (``tuned_gc``): before/after side by side.
+    out["curve_gc_tuned"] = []
+    for streams in curve_points:
+        if streams > usable:
+            continue
+        log(f"scale curve (sockets), gc.freeze() + thresholds {GC_TUNED_THRESHOLDS}: {streams} streams")
+        interval = streams / CURVE_AGGREGATE
+        n = max(6, round((duration + streams / CURVE_CONNECT_RATE) / interval) + 2)
+        with tuned_gc():
+            point = await paced(
+                url,
+                server_pid,
+                streams=streams,
+                n=n,
+                interval=interval,
+                pipeline=curve_pipeline(),
+                connect_rate=CURVE_CONNECT_RATE,
+            )
+        point["gc_setting"] = {"freeze": True, "thresholds": list(GC_TUNED_THRESHOLDS)}
+        out["curve_gc_tuned"].append(point)
+    out["gc_tuned_thresholds"] = list(GC_TUNED_THRESHOLDS)
     out["aggregate_rate"] = CURVE_AGGREGATE
     out["curve_connect_rate"] = CURVE_CONNECT_RATE
     out["curve_timeouts"] = {"first_chunk": CURVE_TIMEOUT, "idle": CURVE_TIMEOUT}

@@ -104,6 +104,15 @@ def test_scale_over_sockets_completes_and_measures(server: _e2e.Server) -> None:
     assert mem["streams"] == 5 and mem["kib_traced_per_stream"] > 0
 
 
+def test_tuned_gc_applies_the_server_setting_and_restores_the_defaults() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    with _scale_net.tuned_gc():
+        assert gc.get_threshold() == _scale_net.GC_TUNED_THRESHOLDS and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
 def test_raise_nofile_never_lowers_the_limit() -> None:
     import resource
 
