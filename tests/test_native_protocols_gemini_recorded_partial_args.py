@@ -9,6 +9,13 @@ system-test replay recordings (each response's SSE events as parsed JSON segment
 as one ``data:`` event with a CRLF blank line. Each stream runs whole, re-chunked (one event a write,
 3-byte pieces, the other line end) and cut at event boundaries and inside events (never complete).
 
+They are Vertex AI answers, so they are read by a Vertex AI client too (``genai.Client(vertexai=True)``
+in express mode, an API key, and in project mode, ``project=``/``location=`` with static credentials),
+served from the loopback server's Vertex routes (``/v1beta1/[projects/P/locations/L/]publishers/google/
+models/M:streamGenerateContent``), where the SDK's Vertex parser reads them (it keeps ``createTime``,
+which the Gemini API parser drops); and by a Gemini API client, as a Gemini API answer of the same shape
+would be read.
+
 google-genai has no aggregation of ``partial_args`` of its own (it hands each part's ``FunctionCall``
 through: ``name``/``will_continue`` first, then ``partial_args`` pieces). The reference here is built from
 the SDK's parsed objects by setting each ``PartialArg`` value at its JSON path in a dict (strings in
@@ -130,18 +137,63 @@ def events(name: str, eol: bytes | None = None) -> list[bytes]:
     return [b"data: " + line + eol + eol for line in lines(name)]
 
 
-_CLIENTS: dict[str, Any] = {}
+#: How the SDK client reaches the server: the Gemini API, Vertex AI express mode (an API key) and
+#: Vertex AI with a project and location (static OAuth credentials: no token refresh, no call to Google).
+MODES = ("gemini-api", "vertex-express", "vertex-project")
+ROUTE = {"gemini-api": "gemini-stream", "vertex-express": "vertex-stream", "vertex-project": "vertex-stream"}
+PROVIDER = {"gemini-api": "gcp.gemini", "vertex-express": "gcp.vertex_ai", "vertex-project": "gcp.vertex_ai"}
+#: The path each mode's request goes to (after the base URL), the model being MODEL.
+PATH = {
+    "gemini-api": f"/v1/models/{MODEL}:streamGenerateContent",
+    "vertex-express": f"/v1beta1/publishers/google/models/{MODEL}:streamGenerateContent",
+    "vertex-project": f"/v1beta1/projects/loop-proj/locations/us-central1/publishers/google/models/{MODEL}"
+    ":streamGenerateContent",
+}
+
+_CLIENTS: dict[tuple[str, str], Any] = {}
 
 
-def client(url: str) -> Any:
-    """One SDK client per loopback server (making one costs more than a request to it)."""
-    if url not in _CLIENTS:
-        _CLIENTS[url] = genai.Client(api_key="g-loopback-key", http_options={"base_url": url})
-    return _CLIENTS[url]
+def make_client(url: str, mode: str, project: str = "loop-proj", location: str = "us-central1") -> Any:
+    from google.oauth2.credentials import Credentials
+
+    if mode == "gemini-api":
+        return genai.Client(api_key="g-loopback-key", http_options={"base_url": url})
+    if mode == "vertex-express":
+        return genai.Client(vertexai=True, api_key="vx-loopback-key", http_options={"base_url": url})
+    assert mode == "vertex-project", mode
+    return genai.Client(
+        vertexai=True,
+        project=project,
+        location=location,
+        credentials=Credentials(token="ya29.loopback"),
+        http_options={"base_url": url},
+    )
 
 
-def source(url: str) -> Any:
-    return gemini_generate(client(url), model=MODEL, contents="Hi")
+def client(url: str, mode: str = "gemini-api") -> Any:
+    """One SDK client per loopback server and mode (making one costs more than a request to it)."""
+    if (url, mode) not in _CLIENTS:
+        _CLIENTS[url, mode] = make_client(url, mode)
+    return _CLIENTS[url, mode]
+
+
+def source(url: str, mode: str = "gemini-api") -> Any:
+    return gemini_generate(client(url, mode), model=MODEL, contents="Hi")
+
+
+@pytest.fixture(autouse=True)
+def _no_google_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK takes project, location, keys and Vertex mode from the environment too: none here."""
+    for var in (
+        "GOOGLE_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_LOCATION",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+        "GOOGLE_GENAI_USE_ENTERPRISE",
+        "GOOGLE_GENAI_API_VERSION",
+    ):
+        monkeypatch.delenv(var, raising=False)
 
 
 # -- the reference: the SDK's parsed responses, calls assembled by JSON path ---------------------------
@@ -226,15 +278,19 @@ def _calls(responses: list[Any]) -> list[dict[str, Any]]:
     return calls
 
 
-async def sdk_reference(server: ProviderServer, body: list[bytes]) -> dict[str, Any]:
-    server.script("gemini-stream", SSEReply(body))
+async def sdk_reference(
+    server: ProviderServer, body: list[bytes], mode: str = "gemini-api"
+) -> dict[str, Any]:
+    server.script(ROUTE[mode], SSEReply(body))
     cfg = {"http_options": {"retry_options": {"attempts": 1}}}
     responses = [
         r
-        async for r in await client(server.url).aio.models.generate_content_stream(
+        async for r in await client(server.url, mode).aio.models.generate_content_stream(
             model=MODEL, contents="Hi", config=cfg
         )
     ]
+    request = server.requests[-1]
+    assert (request.route, request.path) == (ROUTE[mode], PATH[mode])
     parts = [
         p
         for r in responses
@@ -254,17 +310,23 @@ async def sdk_reference(server: ProviderServer, body: list[bytes]) -> dict[str, 
         "usage": usage,
         "id": responses[0].response_id if responses else None,
         "model": responses[0].model_version if responses else None,
+        "created": [r.create_time for r in responses],
+        "provider": PROVIDER[mode],
     }
 
 
-async def run(server: ProviderServer, parts: list[Any], end: str = "eof") -> tuple[Any, list[ToolCallDelta]]:
-    server.script("gemini-stream", SSEReply(parts, end=end))  # type: ignore[arg-type]
-    stream = Pipeline(config=Config.from_dict(EXACT)).open(source(server.url))
+async def run(
+    server: ProviderServer, parts: list[Any], end: str = "eof", mode: str = "gemini-api"
+) -> tuple[Any, list[ToolCallDelta]]:
+    server.script(ROUTE[mode], SSEReply(parts, end=end))  # type: ignore[arg-type]
+    stream = Pipeline(config=Config.from_dict(EXACT)).open(source(server.url, mode))
     deltas: list[ToolCallDelta] = []
     async with stream:
         async for e in stream:
             if isinstance(e, ToolCallDelta):
                 deltas.append(e)
+    request = server.requests[-1]
+    assert (request.route, request.path) == (ROUTE[mode], PATH[mode])
     return stream.message, deltas
 
 
@@ -283,7 +345,7 @@ def assert_same(message: Any, deltas: list[ToolCallDelta], ref: dict[str, Any]) 
     sigs = sorted(base64.b64decode(b.signature) for b in message.content if b.signature)
     assert sigs == ref["signatures"]
     assert message.finish_reason == ref["finish"]
-    assert (message.id, message.model, message.provider) == (ref["id"], ref["model"], "gcp.gemini")
+    assert (message.id, message.model, message.provider) == (ref["id"], ref["model"], ref["provider"])
     u = ref["usage"]
     assert message.usage.input_tokens == u.prompt_token_count
     assert message.usage.output_tokens == (u.candidates_token_count or 0) + (u.thoughts_token_count or 0)
@@ -305,9 +367,10 @@ def test_manifest_names_every_recording_with_its_origin() -> None:
         assert any("partialArgs" in m["features"] for m in MANIFEST if m["file"] == file)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("how", ["whole", "per-event", "3-byte pieces", "other line end"])
 @pytest.mark.parametrize("name", sorted(ROWS), ids=str)
-async def test_recording_equals_the_sdk_reference(name: str, how: str) -> None:
+async def test_recording_equals_the_sdk_reference(name: str, how: str, mode: str) -> None:
     evs = events(name)
     if how == "other line end":
         evs = events(name, b"\n" if evs[0].endswith(b"\r\n\r\n") else b"\r\n")
@@ -320,9 +383,11 @@ async def test_recording_equals_the_sdk_reference(name: str, how: str) -> None:
     }
     parts = variants[how]
     async with ProviderServer() as server:
-        ref = await sdk_reference(server, [body])
-        message, deltas = await run(server, parts)
+        ref = await sdk_reference(server, [body], mode)
+        message, deltas = await run(server, parts, mode=mode)
     assert_same(message, deltas, ref)
+    # every recorded response carries Vertex's createTime: the Vertex parser keeps it, the other drops it
+    assert all(ref["created"]) if mode.startswith("vertex") else not any(ref["created"])
     if name in EXPECTED_CALLS:
         assert [(t.name, t.parsed) for t in message.tool_calls] == EXPECTED_CALLS[name]
     # the arguments are deltas as they came: at least one for every part that carried partial_args
@@ -330,10 +395,11 @@ async def test_recording_equals_the_sdk_reference(name: str, how: str) -> None:
         assert len([d for d in deltas if d.index == t.index and d.arguments]) >= c["pieces"]
 
 
-async def test_the_nested_recording_streams_arrays_of_objects_and_strings_in_pieces() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_nested_recording_streams_arrays_of_objects_and_strings_in_pieces(mode: str) -> None:
     name = "google-vertex-stream-tool-call-arguments-nested.1"
     async with ProviderServer() as server:
-        message, deltas = await run(server, events(name))
+        message, deltas = await run(server, events(name), mode=mode)
     [call] = message.tool_calls
     recipe = call.parsed["recipe"]
     assert call.name == "cookRecipe" and list(recipe) == ["ingredients", "name", "steps"]
@@ -346,11 +412,12 @@ async def test_the_nested_recording_streams_arrays_of_objects_and_strings_in_pie
     assert len([d for d in deltas if d.arguments]) > 40
 
 
-async def test_the_signatures_go_back_on_the_parts_they_came_with() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_signatures_go_back_on_the_parts_they_came_with(mode: str) -> None:
     for name in sorted(ROWS):
         async with ProviderServer() as server:
-            ref = await sdk_reference(server, events(name))
-            message, _ = await run(server, events(name))
+            ref = await sdk_reference(server, events(name), mode)
+            message, _ = await run(server, events(name), mode=mode)
         turn = to_gemini(message)
         calls = [p for p in turn["parts"] if "function_call" in p]
         assert [(p["function_call"]["name"], p["function_call"]["args"]) for p in calls] == [
@@ -372,24 +439,25 @@ def cut_points(body: bytes, evs: list[bytes], sample: int) -> list[int]:
     return sorted({*points[::step], *(t for t in tail if 0 < t < len(body))})
 
 
+@pytest.mark.parametrize("mode", ["gemini-api", "vertex-project"])
 @pytest.mark.parametrize("end", ["eof", "truncate"])
 @pytest.mark.parametrize("name", sorted(ROWS), ids=str)
-async def test_truncations_are_never_complete(name: str, end: str) -> None:
+async def test_truncations_are_never_complete(name: str, end: str, mode: str) -> None:
     evs = events(name)
     body = b"".join(evs)
     async with ProviderServer() as server:
-        full = await sdk_reference(server, [body])
+        full = await sdk_reference(server, [body], mode)
         for cut in cut_points(body, evs, 60):
             whole = [e for e in itertools.accumulate(evs) if len(e) <= cut]
-            ref = await sdk_reference(server, [whole[-1]]) if whole else None
+            ref = await sdk_reference(server, [whole[-1]], mode) if whole else None
             if end == "eof" and cut >= len(body) - (4 if body.endswith(b"\r\n\r\n") else 2):
                 # only the final blank line is cut: the last event's JSON is whole, and the SDK (like
                 # every SSE reader here) takes an unterminated last event: complete
-                message, deltas = await run(server, [body[:cut]], end)
+                message, deltas = await run(server, [body[:cut]], end, mode)
                 assert_same(message, deltas, full)
                 continue
-            server.script("gemini-stream", SSEReply([body[:cut]], end=end))  # type: ignore[arg-type]
-            stream = Pipeline(config=Config.from_dict(EXACT)).open(source(server.url))
+            server.script(ROUTE[mode], SSEReply([body[:cut]], end=end))  # type: ignore[arg-type]
+            stream = Pipeline(config=Config.from_dict(EXACT)).open(source(server.url, mode))
             with pytest.raises(StreamError) as info:
                 async with stream:
                     await stream.collect()
@@ -406,7 +474,8 @@ async def test_truncations_are_never_complete(name: str, end: str) -> None:
                     assert t.parsed == c["args"], cut
 
 
-async def test_a_closing_part_after_a_call_that_ended_itself_adds_no_call() -> None:
+@pytest.mark.parametrize("mode", ["gemini-api", "vertex-express"])
+async def test_a_closing_part_after_a_call_that_ended_itself_adds_no_call(mode: str) -> None:
     """The recording whose call ends with a ``partialArgs`` part without ``willContinue`` (no
     ``functionCall: {}`` follows), with that closing part added after it anyway: still one call."""
     name = "google-stream-tool-call-array-arguments-missing-terminal-function-call"
@@ -414,6 +483,41 @@ async def test_a_closing_part_after_a_call_that_ended_itself_adds_no_call() -> N
     ls = lines(name)
     variant = [b"data: " + line + b"\n\n" for line in [*ls[:-1], stray, ls[-1]]]
     async with ProviderServer() as server:
-        message, _ = await run(server, variant)
+        message, _ = await run(server, variant, mode=mode)
     assert message.complete
     assert [(t.name, t.parsed) for t in message.tool_calls] == EXPECTED_CALLS[name]
+
+
+def replay_interactions() -> list[tuple[str, int]]:
+    return sorted((m["file"], m["interaction"]) for m in MANIFEST if m["fmt"] == "replay-json")
+
+
+@pytest.mark.parametrize(("file", "interaction"), replay_interactions(), ids=lambda v: str(v))
+async def test_a_project_mode_client_asks_the_url_the_recording_was_made_at(
+    file: str, interaction: int
+) -> None:
+    """js-genai recorded its streams in project mode against aiplatform.googleapis.com, the request's URL
+    kept (project and location ``REDACTED``): the SDK in project mode with the same project, location and
+    model sends exactly that path and query to the loopback server's Vertex route, and reads the recorded
+    answer there."""
+    recorded = json.loads((CORPUS / file).read_bytes())["interactions"][interaction]
+    url = recorded["request"]["url"]
+    model = re.search(r"/models/([^/:]+):", url)
+    assert model is not None, url
+    segments = recorded["response"]["bodySegments"]
+    body = b"".join(
+        b"data: " + json.dumps(seg, separators=(",", ":")).encode() + b"\r\n\r\n" for seg in segments
+    )
+    async with ProviderServer(api_key="ya29.loopback") as server:
+        sdk = make_client(server.vertex_base_url, "vertex-project", project="REDACTED", location="REDACTED")
+        server.script("vertex-stream", SSEReply([body]))
+        async with Pipeline(config=Config.from_dict(EXACT)).open(
+            gemini_generate(sdk, model=model.group(1), contents="Hi")
+        ) as stream:
+            message = await stream.collect()
+        [request] = server.requests
+    assert request.route == "vertex-stream"
+    assert request.path + "?" + "&".join(f"{k}={v}" for k, v in request.query.items()) == url
+    assert request.headers["authorization"] == "Bearer ya29.loopback"
+    assert message.complete and message.provider == "gcp.vertex_ai"
+    assert message.model == segments[0]["modelVersion"] == model.group(1)

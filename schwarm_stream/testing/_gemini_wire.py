@@ -6,7 +6,9 @@ line ends (as the recorded streams in ``tests/data/corpus-gemini`` show). Every 
 ``finishReason``. There is no ``[DONE]``.
 
 The builders return one event per list element, so a test can slice the list to cut a stream
-short or put actions of the provider server between events.
+short or put actions of the provider server between events. With ``vertex=True`` they add what Vertex AI
+fills on every response (``createTime``, ``usageMetadata.trafficType``), as the recorded Vertex streams
+show; the SDK's Vertex parser keeps ``createTime`` (``create_time``), its Gemini API parser drops it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "VERTEX_CREATE_TIME",
     "gemini_error_body",
     "gemini_error_event",
     "gemini_event",
@@ -39,6 +42,17 @@ _STATUS = {
 def gemini_event(data: Mapping[str, Any]) -> bytes:
     """One SSE event (``data: ...`` and a blank line, CRLF line ends)."""
     return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\r\n\r\n"
+
+
+#: What :func:`gemini_stream_events` and :func:`gemini_response` put in ``createTime`` with ``vertex=True``.
+VERTEX_CREATE_TIME = "2026-01-01T00:00:00.000000Z"
+
+
+def _vertex_fields(data: dict[str, Any]) -> dict[str, Any]:
+    data["createTime"] = VERTEX_CREATE_TIME
+    if "usageMetadata" in data:
+        data["usageMetadata"] = {**data["usageMetadata"], "trafficType": "ON_DEMAND"}
+    return data
 
 
 def _usage(prompt: int, candidates: int | None, thoughts: int | None) -> dict[str, Any]:
@@ -66,6 +80,7 @@ def gemini_stream_events(
     model: str = "gemini-2.5-flash",
     response_id: str = "resp-offline",
     blocked: str | None = None,
+    vertex: bool = False,
 ) -> list[bytes]:
     """The events of one streamed answer: thought parts, text parts, then one event per function
     call (``{"name", "args", "id"?}``, whole, as the API sends them); the last event carries
@@ -73,13 +88,17 @@ def gemini_stream_events(
 
     ``signature`` (base64) goes on the first function call if any, else on the last text part,
     as Gemini 2.5+ puts it. ``blocked`` (a block reason) gives the one event of a blocked prompt.
+    ``vertex`` adds Vertex AI's ``createTime`` and ``usageMetadata.trafficType`` to every event.
     """
     head = {"modelVersion": model, "responseId": response_id}
+    finish = _vertex_fields if vertex else (lambda data: data)
     if blocked is not None:
         feedback = {"blockReason": blocked, "blockReasonMessage": f"The prompt was blocked ({blocked})."}
         return [
             gemini_event(
-                {"promptFeedback": feedback, "usageMetadata": _usage(prompt_tokens, None, None), **head}
+                finish(
+                    {"promptFeedback": feedback, "usageMetadata": _usage(prompt_tokens, None, None), **head}
+                )
             )
         ]
     parts: list[dict[str, Any]] = [{"text": t, "thought": True} for t in thought_chunks]
@@ -109,7 +128,7 @@ def gemini_stream_events(
         if last and finish_reason is not None:
             candidate["finishReason"] = finish_reason
             usage = _usage(prompt_tokens, out_tokens, thoughts)
-        events.append(gemini_event({"candidates": [candidate], "usageMetadata": usage, **head}))
+        events.append(gemini_event(finish({"candidates": [candidate], "usageMetadata": usage, **head})))
     return events
 
 
@@ -122,11 +141,13 @@ def gemini_response(
     output_tokens: int = 5,
     model: str = "gemini-2.5-flash",
     response_id: str = "resp-offline",
+    vertex: bool = False,
 ) -> dict[str, Any]:
-    """The JSON body of the non-streaming ``generateContent`` answer with the same content."""
+    """The JSON body of the non-streaming ``generateContent`` answer with the same content (``vertex``:
+    with Vertex AI's ``createTime`` and ``trafficType``)."""
     parts: list[dict[str, Any]] = [{"text": text}] if text or not function_calls else []
     parts += [{"functionCall": {"name": c["name"], "args": c.get("args") or {}}} for c in function_calls]
-    return {
+    body = {
         "candidates": [
             {"content": {"parts": parts, "role": "model"}, "finishReason": finish_reason, "index": 0}
         ],
@@ -134,6 +155,7 @@ def gemini_response(
         "modelVersion": model,
         "responseId": response_id,
     }
+    return _vertex_fields(body) if vertex else body
 
 
 def gemini_error_body(

@@ -154,8 +154,9 @@ class OfflineProvider:
             return self._responses(body)
         if request.route in ("bedrock-converse-stream", "bedrock-converse"):
             return self._bedrock(body, stream=request.route == "bedrock-converse-stream")
-        if request.route in ("gemini-stream", "gemini-generate"):
-            return self._gemini(body, stream=request.route == "gemini-stream")
+        if request.route in ("gemini-stream", "gemini-generate", "vertex-stream", "vertex-generate"):
+            stream = request.route.endswith("-stream")
+            return self._gemini(body, stream=stream, vertex=request.route.startswith("vertex-"))
         if request.route == "ollama-chat":
             return self._ollama(body)
         return JSONReply(404, error_body("the offline provider keeps no stored responses", "not_found_error"))
@@ -375,7 +376,7 @@ class OfflineProvider:
 
     # -- Google Gemini generateContent / streamGenerateContent ----------------------------------------
 
-    def _gemini(self, body: Mapping[str, Any], *, stream: bool) -> Reply:
+    def _gemini(self, body: Mapping[str, Any], *, stream: bool, vertex: bool = False) -> Reply:
         from ._gemini_wire import gemini_response, gemini_stream_events
 
         contents = [c for c in body.get("contents") or () if isinstance(c, Mapping)]
@@ -408,6 +409,7 @@ class OfflineProvider:
                     output_tokens=answer.completion_tokens,
                     model=model,
                     response_id=ident,
+                    vertex=vertex,
                 ),
             )
         events = gemini_stream_events(
@@ -417,6 +419,7 @@ class OfflineProvider:
             output_tokens=answer.completion_tokens,
             model=model,
             response_id=ident,
+            vertex=vertex,
         )
         return self._stream(events)
 

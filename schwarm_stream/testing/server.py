@@ -16,8 +16,8 @@ Example::
 
 Routes: ``POST /v1/chat/completions`` is ``"openai-chat"``, ``POST /v1/responses`` is
 ``"openai-responses"``, ``GET /v1/responses/{id}`` is ``"openai-responses-retrieve"`` (stream resume,
-``?stream=true&starting_after=N``), ``POST /v1/messages`` is ``"anthropic-messages"``. Any other path gets
-a 404 JSON error. Credentials are accepted in either form (``Authorization: Bearer`` or ``x-api-key``)
+``?stream=true&starting_after=N``), ``POST /v1/messages`` is ``"anthropic-messages"``; Bedrock, Gemini,
+Vertex AI and Ollama routes are listed by :data:`ROUTES` below. Any other path gets a 404 JSON error. Credentials are accepted in either form (``Authorization: Bearer`` or ``x-api-key``)
 and only checked when ``api_key`` is given.
 """
 
@@ -107,10 +107,22 @@ ROUTES += ("bedrock-converse-stream", "bedrock-converse")
 #: ``:generateContent`` (google-genai's ``http_options={"base_url": server.url}``): ``testing._gemini_wire``.
 #: Ollama ``POST /api/chat`` (NDJSON; ``ollama.AsyncClient(host=server.url)``): ``testing._ollama_wire``.
 ROUTES += ("gemini-stream", "gemini-generate", "ollama-chat")
+#: Vertex AI ``POST /v1beta1/publishers/{publisher}/models/{model}:streamGenerateContent`` (``?alt=sse``;
+#: express mode, ``genai.Client(vertexai=True, api_key=...)``) and
+#: ``/v1beta1/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:...`` (project
+#: mode: ``project=``, ``location=``, ``credentials=``), also under ``/v1`` and for a tuned model's
+#: ``projects/{p}/locations/{l}/endpoints/{id}``; ``:generateContent`` is ``"vertex-generate"``. The
+#: client's ``http_options={"base_url": server.vertex_base_url}``. The bodies are Gemini's
+#: (``testing._gemini_wire``, ``vertex=True`` adds the fields Vertex fills).
+ROUTES += ("vertex-stream", "vertex-generate")
 
 _RETRIEVE = re.compile(r"^/v1/responses/[^/]+$")
 _BEDROCK = re.compile(r"^/model/[^/]+/(converse-stream|converse)$")
 _GEMINI = re.compile(r"^/v1(?:beta|alpha)?/models/[^/:]+:(streamGenerateContent|generateContent)$")
+_VERTEX = re.compile(
+    r"^/v1(?:beta1)?/(?:projects/[^/]+/locations/[^/]+/(?:publishers/[^/]+/models|endpoints)"
+    r"|publishers/[^/]+/models)/[^/:]+:(streamGenerateContent|generateContent)$"
+)
 
 
 def _route(method: str, path: str) -> str | None:
@@ -118,6 +130,8 @@ def _route(method: str, path: str) -> str | None:
         return f"bedrock-{bedrock.group(1)}"
     if method == "POST" and (gemini := _GEMINI.match(path)):
         return "gemini-stream" if gemini.group(1) == "streamGenerateContent" else "gemini-generate"
+    if method == "POST" and (vertex := _VERTEX.match(path)):
+        return "vertex-stream" if vertex.group(1) == "streamGenerateContent" else "vertex-generate"
     if method == "POST" and path == "/api/chat":
         return "ollama-chat"
     if method == "POST":
@@ -164,7 +178,8 @@ class ProviderServer:
 
     - ``responder`` answers every request whose route has no scripted reply queued; it may return a
       reply or an awaitable of one (see :class:`OfflineProvider`).
-    - ``api_key``: when given, requests must carry it (Bearer or ``x-api-key``), else 401.
+    - ``api_key``: when given, requests must carry it (Bearer, ``x-api-key`` or ``x-goog-api-key``), else
+      401 (a Vertex AI client in project mode sends its credentials' token as Bearer).
 
     Every request, including unknown paths, is appended to :attr:`requests` before it is answered.
     """
@@ -211,6 +226,20 @@ class ProviderServer:
     @property
     def anthropic_base_url(self) -> str:
         """``base_url`` for ``anthropic.Anthropic`` / ``AsyncAnthropic`` (the SDK appends ``/v1/...``)."""
+        return self.url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """``http_options={"base_url": ...}`` for ``genai.Client(api_key=...)``, the Gemini API (the SDK
+        appends ``/v1beta/models/...``): routes ``gemini-stream`` and ``gemini-generate``."""
+        return self.url
+
+    @property
+    def vertex_base_url(self) -> str:
+        """``http_options={"base_url": ...}`` for ``genai.Client(vertexai=True, ...)``, with ``api_key=``
+        (express mode) or ``project=``, ``location=`` and ``credentials=`` (the SDK appends
+        ``/v1beta1/[projects/P/locations/L/]publishers/google/models/...``): routes ``vertex-stream`` and
+        ``vertex-generate``. Vertex needs no other address: the path tells the routes apart."""
         return self.url
 
     # -- scripting ------------------------------------------------------------------------------------
@@ -405,6 +434,16 @@ class ThreadedProviderServer:
     def anthropic_base_url(self) -> str:
         """``base_url`` for the Anthropic clients."""
         return self.server.anthropic_base_url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """``http_options`` ``base_url`` for a Gemini API ``genai.Client``."""
+        return self.server.gemini_base_url
+
+    @property
+    def vertex_base_url(self) -> str:
+        """``http_options`` ``base_url`` for a Vertex AI ``genai.Client(vertexai=True, ...)``."""
+        return self.server.vertex_base_url
 
     @property
     def requests(self) -> list[RecordedRequest]:
