@@ -1,4 +1,11 @@
-"""``schwarm-stream replay``: recorded SSE bodies through the official SDK client and the pipeline."""
+"""``schwarm-stream replay``: recorded SSE bodies through the official SDK client and the pipeline.
+
+Gemini recordings come as raw SSE, as JSON lines of ``GenerateContentResponse`` (vercel/ai's
+``*.chunks.txt``), as a JSON array of them, or as googleapis/js-genai replay JSON
+(``testing.corpus.gemini_recordings`` reads them); a Vertex AI answer (``createTime`` on its responses, or
+recorded at a ``publishers/.../models`` URL) is served on the loopback server's Vertex route to a
+Vertex-mode google-genai client (``vertex-stream``), a Gemini API one to a Gemini API client.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,10 @@ from .. import Config, Message, Pipeline, StreamError
 from ._common import EXIT_OK, EXIT_STREAM, NATIVE_ROUTES, ROUTES, dumps, result_dict
 from ._render import wants_color
 
+#: The replay protocol of a Vertex AI answer: Gemini's wire format read by a Vertex-mode google-genai client.
+VERTEX = "vertex-stream"
+GEMINI = ("gemini-stream", VERTEX)
+
 
 @click.command(
     short_help="Replay recorded SSE bodies through the SDK client and the pipeline.",
@@ -23,9 +34,12 @@ Examples:
   schwarm-stream replay recording.sse
   schwarm-stream replay --json ../shared/corpus/openai-python/**/*.bin
   schwarm-stream replay --protocol anthropic-messages body.txt
+  schwarm-stream replay tests/data/corpus-gemini/vercel-ai/*.chunks.txt
 
 Files are raw SSE bodies, or one JSON payload per line (*.chunks.txt, or any file whose first
-non-blank character is '{').
+non-blank character is '{'); for Gemini also a JSON array of responses or a js-genai replay
+recording (*.json with "interactions"). Vertex AI answers are read by a Vertex-mode client
+(vertex-stream).
 Exit status: 0 only if every response completed, else 1.""",
 )
 @click.argument(
@@ -33,7 +47,7 @@ Exit status: 0 only if every response completed, else 1.""",
 )
 @click.option(
     "--protocol",
-    type=click.Choice((*ROUTES, *NATIVE_ROUTES)),
+    type=click.Choice((*ROUTES, *NATIVE_ROUTES, VERTEX)),
     help="The wire protocol; detected from the body when omitted.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per response, one per line.")
@@ -47,9 +61,25 @@ def replay(files: tuple[Path, ...], protocol: str | None, as_json: bool) -> None
     sys.exit(EXIT_OK if ok else EXIT_STREAM)
 
 
+def _vertex_replay_source(server: Any) -> Any:
+    """A Vertex AI express-mode client (an API key; no Google Cloud credentials, nothing leaves 127.0.0.1)."""
+    from ._common import fail
+
+    try:
+        from google import genai
+    except ImportError:
+        fail("replaying Vertex AI streams needs google-genai", "pip install 'schwarm-stream[gemini]'")
+    from ..sources import gemini_generate
+
+    client = genai.Client(vertexai=True, api_key="replay", http_options={"base_url": server.vertex_base_url})
+    return gemini_generate(client, model="replay", contents="replay", config={"max_output_tokens": 1024})
+
+
 def _replay_source(protocol: str, server: Any) -> Any:
     from ._sources import native_replay_source
 
+    if protocol == VERTEX:
+        return _vertex_replay_source(server)
     if protocol in NATIVE_ROUTES:
         return native_replay_source(protocol, server)
     from ..sources import anthropic_messages, openai_chat, openai_responses
@@ -68,21 +98,60 @@ def _replay_source(protocol: str, server: Any) -> Any:
     return openai_chat(client, model="replay", messages=hi)
 
 
-def _reply(protocol: str, body: bytes) -> Any:
+def _reply(protocol: str, body: bytes | Any) -> Any:
     from ..testing.server import SSEReply
     from ._sources import native_replay_reply
 
+    if not isinstance(body, bytes):  # already a reply (a recorded error answer)
+        return body
+    if protocol == VERTEX:
+        return SSEReply([body])
     return native_replay_reply(protocol, body) if protocol in NATIVE_ROUTES else SSEReply([body])
 
 
-def _bodies(path: Path, protocol: str | None) -> list[tuple[str, bytes]]:
+def _gemini_bodies(path: Path, protocol: str | None) -> list[tuple[str, Any]] | None:
+    """``(protocol, body or reply)`` per Gemini answer recorded in ``path`` as JSON lines, a JSON array or
+    js-genai replay JSON; ``None`` when the file is none of those (raw SSE, another protocol)."""
+    from ..testing.corpus import gemini_recordings
+    from ..testing.server import JSONReply
+
+    if protocol is not None and protocol not in GEMINI:
+        return None
+    recordings = gemini_recordings(path)
+    if recordings is None:
+        return None
+    out: list[tuple[str, Any]] = []
+    for r in recordings:
+        proto = protocol or (VERTEX if r.vertex else "gemini-stream")
+        out.append((proto, r.body if r.status == 200 else JSONReply(r.status, json.loads(r.body))))
+    return out
+
+
+def _is_vertex_sse(body: bytes) -> bool:
+    """A raw Gemini SSE body whose first response carries what only Vertex AI fills."""
+    from ..testing.corpus import _iter_sse, is_vertex_response
+
+    for _event, data in _iter_sse(body[:65536]):
+        try:
+            return is_vertex_response(json.loads(data))
+        except ValueError:
+            return False
+    return False
+
+
+def _bodies(path: Path, protocol: str | None) -> list[tuple[str, Any]]:
     """``(protocol, body)`` per response recorded in ``path``; ValueError when it is not a stream."""
     from ..testing.corpus import detect_protocol, to_sse_body
     from ._sources import sniff_native
 
-    native = protocol if protocol in NATIVE_ROUTES else None
+    gemini = _gemini_bodies(path, protocol)
+    if gemini is not None:
+        return gemini
+    native = protocol if protocol in (*NATIVE_ROUTES, VERTEX) else None
     if protocol is None:
         native = sniff_native(path.read_bytes()[:65536])
+        if native == "gemini-stream" and _is_vertex_sse(path.read_bytes()):
+            native = VERTEX
     if native is not None:  # Gemini SSE and Ollama NDJSON bodies are served as they are
         return [(native, path.read_bytes())]
     if _is_json_lines(path):
@@ -114,6 +183,10 @@ def _check_json_lines(path: Path) -> None:
             raise ValueError(f"{path.name}: line {number} is not valid JSON ({exc})") from None
 
 
+#: The server route a replay protocol is served on, where the two differ.
+_ROUTE = {VERTEX: "vertex-stream"}
+
+
 class _NotAStream(Exception):
     """A replay input that holds no stream (an HTTP error record, an unknown protocol)."""
 
@@ -142,7 +215,7 @@ async def _replay(files: Sequence[Path], protocol: str | None, as_json: bool, ou
                     )
                 continue
             for i, (proto, body) in enumerate(bodies):
-                server.script(proto, _reply(proto, body))
+                server.script(_ROUTE.get(proto, proto), _reply(proto, body))
                 stream = pipeline.open(_replay_source(proto, server))
                 err: StreamError | None = None
                 try:

@@ -11,6 +11,10 @@ trailing ``data: [DONE]\\n\\n``.  A file may hold several consecutive responses 
 it is split (chat: a new ``id``; Responses: a new ``response.created``; Anthropic: a new
 ``message_start``).
 
+Gemini recordings other than raw SSE (JSON lines of ``GenerateContentResponse``, a JSON array of them,
+googleapis/js-genai's replay JSON) are read by :func:`gemini_recordings` into SSE bodies, each marked as
+a Gemini API or a Vertex AI answer.
+
 Stdlib only.  The loader of this project's recorded-stream corpus, built on these functions, lives with
 the project's tests (``tests/support/corpus.py``), not in the installed package.
 """
@@ -20,10 +24,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["PROTOCOLS", "Protocol", "detect_protocol", "to_sse_body"]
+__all__ = [
+    "PROTOCOLS",
+    "GeminiRecording",
+    "Protocol",
+    "detect_protocol",
+    "gemini_recordings",
+    "is_gemini_response",
+    "is_vertex_response",
+    "to_sse_body",
+]
 
 Protocol = Literal["openai-chat", "openai-responses", "anthropic-messages"]
 PROTOCOLS: tuple[Protocol, ...] = ("openai-chat", "openai-responses", "anthropic-messages")
@@ -190,3 +204,156 @@ def to_sse_body(path: Path, protocol: str | None = None, *, json_lines: bool | N
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     return [_frame(group, protocol) for group in _split_responses(lines, protocol)]
+
+
+# --------------------------------------------------------------------------- Gemini / Vertex AI recordings
+
+#: The top-level fields of a ``GenerateContentResponse`` (camelCase, as on the wire); a JSON object with none
+#: of them is not one.
+_GEMINI_FIELDS = frozenset(
+    {"candidates", "promptFeedback", "usageMetadata", "modelVersion", "responseId", "createTime", "error"}
+)
+
+
+@dataclass(frozen=True)
+class GeminiRecording:
+    """One recorded Gemini ``streamGenerateContent`` answer, as :func:`gemini_recordings` reads it.
+
+    ``body`` is the answer as SSE (``data: <json>`` and a CRLF blank line per response, as the API frames
+    it) or, when ``status`` is not 200, the error body. ``vertex`` says the answer came from Vertex AI
+    (its responses carry ``createTime``, or the recorded request went to a ``publishers/.../models`` path),
+    which google-genai parses with its Vertex parser. ``where`` names it in the file (``line 3``,
+    ``interactions[1]``).
+    """
+
+    body: bytes
+    vertex: bool
+    where: str
+    status: int = 200
+
+
+def is_gemini_response(payload: Any) -> bool:
+    """Whether ``payload`` (parsed JSON) has the shape of a ``GenerateContentResponse`` or a Google error."""
+    if not isinstance(payload, dict) or not (_GEMINI_FIELDS & payload.keys()):
+        return False
+    error = payload.get("error")
+    return error is None or isinstance(error, dict)  # Ollama's errors are strings
+
+
+def is_vertex_response(payload: Any) -> bool:
+    """Whether a response carries what only Vertex AI fills: ``createTime``, ``usageMetadata.trafficType``."""
+    if not isinstance(payload, dict):
+        return False
+    usage = payload.get("usageMetadata")
+    return "createTime" in payload or (isinstance(usage, dict) and "trafficType" in usage)
+
+
+def _sse(responses: list[bytes]) -> bytes:
+    return b"".join(b"data: " + r + b"\r\n\r\n" for r in responses)
+
+
+def _compact(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def gemini_recordings(path: Path) -> list[GeminiRecording] | None:
+    """The Gemini answers recorded in ``path``, or ``None`` when it holds none of these forms:
+
+    - JSON lines: one ``GenerateContentResponse`` a line (vercel/ai's ``*.chunks.txt``); a new non-empty
+      ``responseId`` starts a new answer;
+    - a JSON array of ``GenerateContentResponse`` objects (``streamGenerateContent`` without ``alt=sse``);
+    - a googleapis/js-genai replay recording: ``{"interactions": [{"request": {"url"}, "response":
+      {"statusCode", "bodySegments"}}]}``, each interaction one answer (its segments the SSE events' JSON).
+
+    Raw SSE bodies are not read here (they are served as they are). Raises ``ValueError`` naming the file
+    and the line or the interaction when the file is one of these forms but broken: a line that is not
+    JSON or not a response, an interaction without its response.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    text = raw.removeprefix(b"\xef\xbb\xbf")
+    if not text.lstrip(b" \t\r\n").startswith((b"{", b"[")):
+        return None
+    name = path.name
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict) and "interactions" in whole:
+        return _genai_replay(name, whole)
+    if isinstance(whole, list):
+        if not whole or not all(is_gemini_response(r) for r in whole):
+            return None
+        return [
+            GeminiRecording(_sse([_compact(r) for r in whole]), any(map(is_vertex_response, whole)), "array")
+        ]
+    if isinstance(whole, dict) and b"\n" in text.strip() and is_gemini_response(whole):
+        # one response, pretty-printed over several lines
+        return [GeminiRecording(_sse([_compact(whole)]), is_vertex_response(whole), "the file")]
+    lines = [(n, line.strip()) for n, line in enumerate(_LINE_SPLIT_RE.split(text), start=1)]
+    lines = [(n, line) for n, line in lines if line]
+    first = lines[0][1]
+    try:
+        head = json.loads(first)
+    except ValueError:
+        return None  # not recognisably Gemini: the caller's other readers say what is wrong with it
+    if not is_gemini_response(head):
+        return None
+    groups: list[tuple[int, list[bytes], bool]] = []
+    current_id: str | None = None
+    for number, line in lines:
+        try:
+            payload = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{name}: line {number} is not valid JSON ({exc})") from None
+        if not is_gemini_response(payload):
+            found = sorted(payload)[:6] if isinstance(payload, dict) else type(payload).__name__
+            raise ValueError(
+                f"{name}: line {number} is not a Gemini GenerateContentResponse (found {found}; expected "
+                f"one of {', '.join(sorted(_GEMINI_FIELDS))})"
+            )
+        rid = payload.get("responseId")
+        rid = rid if isinstance(rid, str) and rid else None
+        if not groups or (rid is not None and current_id is not None and rid != current_id):
+            groups.append((number, [], False))
+        current_id = rid or current_id
+        start, members, vertex = groups[-1]
+        members.append(line)
+        groups[-1] = (start, members, vertex or is_vertex_response(payload))
+    return [GeminiRecording(_sse(members), vertex, f"line {start}") for start, members, vertex in groups]
+
+
+def _genai_replay(name: str, recording: dict[str, Any]) -> list[GeminiRecording]:
+    interactions = recording["interactions"]
+    if not isinstance(interactions, list) or not interactions:
+        raise ValueError(f"{name}: 'interactions' is not a non-empty list of recorded requests")
+    out = []
+    for i, interaction in enumerate(interactions):
+        where = f"interactions[{i}]"
+        if not isinstance(interaction, dict):
+            raise ValueError(f"{name}: {where} is not a recorded request and response")
+        response = interaction.get("response")
+        segments = response.get("bodySegments") if isinstance(response, dict) else None
+        if not isinstance(response, dict) or not isinstance(segments, list):
+            raise ValueError(f"{name}: {where}.response has no 'bodySegments' list")
+        request = interaction.get("request")
+        url = request.get("url") if isinstance(request, dict) else None
+        if not isinstance(url, str) or ":streamGenerateContent" not in url:
+            raise ValueError(f"{name}: {where}.request.url is {url!r}, not a streamGenerateContent request")
+        status = response.get("statusCode", 200)
+        if not isinstance(status, int):
+            raise ValueError(f"{name}: {where}.response.statusCode is {status!r}, not a number")
+        for j, segment in enumerate(segments):
+            if not is_gemini_response(segment):
+                raise ValueError(
+                    f"{name}: {where}.response.bodySegments[{j}] is not a GenerateContentResponse"
+                )
+        vertex = "/publishers/" in url or "/endpoints/" in url or any(map(is_vertex_response, segments))
+        if status == 200:
+            body = _sse([_compact(s) for s in segments])
+        else:  # an error answer: its (first) segment is the error body
+            body = _compact(
+                segments[0] if segments else {"error": {"code": status, "message": "", "status": ""}}
+            )
+        out.append(GeminiRecording(body, vertex, where, status))
+    return out
