@@ -178,6 +178,32 @@ def scale_tables(out: dict[str, Any]) -> str:
             f"| {_f(m.get('kib_traced_per_stream'), 1)} | {_f(m.get('kib_rss_per_stream'), 1)} "
             f"| {_f(fl_st.get('cpu_us_per_chunk'), 1)} | {_f(fl.get('added_delay_ms_p99'), 1)} |"
         )
+    tuned = s.get("curve_gc_tuned") or []
+    if tuned:
+        default = {c["streams"]: c for c in s["curve"]}
+        lines += [
+            "",
+            "**The same points with a server GC setting** (`gc.freeze()` after warm-up, thresholds "
+            f"{', '.join(f'{t:,}' for t in s.get('gc_tuned_thresholds', []))}; `benchmarks/_scale_net.py` `tuned_gc`), "
+            "beside CPython's default collector (the rows above). The setting removes most full collections "
+            "and the delay spikes they cause; cyclic garbage (httpx's, about 45 objects per finished stream) "
+            "waits longer for a full collection in exchange.",
+            "",
+            "| streams | completed | added delay p50 ms | p99 ms | steady CPU µs/chunk | full collections in window "
+            "| default GC: steady CPU µs/chunk | default GC: p99 ms | default GC: full collections |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in tuned:
+            st = c.get("steady") or {}
+            d = default.get(c["streams"], {})
+            d_st = d.get("steady") or {}
+            lines.append(
+                f"| {c['streams']:,} | {c['completed']:,} | {_f(c['added_delay_ms_p50'], 1)} "
+                f"| {_f(c['added_delay_ms_p99'], 1)} | {_f(st.get('cpu_us_per_chunk'), 1)} "
+                f"| {(st.get('gc') or {}).get('full_collections', '')} "
+                f"| {_f(d_st.get('cpu_us_per_chunk'), 1)} | {_f(d.get('added_delay_ms_p99'), 1)} "
+                f"| {(d_st.get('gc') or {}).get('full_collections', '')} |"
+            )
     for k, why in s.get("not_run", {}).items():
         lines.append(f"\n{k} streams not run: {why}.")
     for c in [*s["headroom"], *s["curve"]]:

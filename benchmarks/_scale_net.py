@@ -123,7 +123,8 @@ gc.callbacks.append(GC)
 #: run every 50,000 net allocations instead of 700, and a full collection needs 100 generation-1 collections
 #: (not 10) besides CPython's own rule (the long-lived objects grew by a quarter). At 10,000 open streams a full
 #: collection walks some 1.6 million objects (about 160 per open stream, two thirds of them httpx's and
-#: httpcore's), so fewer of them is what keeps CPU per chunk flat. The cost: cyclic garbage (about 45 objects
+#: httpcore's); with fewer full collections the delay spikes go, but CPU per chunk still grows with the number
+#: of open streams (measured: most of that growth is not the collector). The cost: cyclic garbage (about 45 objects
 #: of httpx's per finished stream; schwarm_stream's own objects are freed by reference counting) waits longer
 #: for a full collection.
 GC_TUNED_THRESHOLDS = (50_000, 20, 100)
